@@ -1,0 +1,25 @@
+"""Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read the recap."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+                        r"\s+failed=(?P<failed>\d+)", re.M)
+
+
+def scenario_dir():
+    return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+
+
+def run_playbook(playbook="converge.yml", *args):
+    """Run a playbook of the scenario against the Molecule inventory; return (exit code, output, recap)."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    cmd = ["ansible-playbook", "-i", inventory, str(scenario_dir() / playbook), *args]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    output = proc.stdout + proc.stderr
+    recap = {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+             for m in RECAP_LINE.finditer(output)}
+    return proc.returncode, output, recap

@@ -1,0 +1,121 @@
+"""node_exporter as a package, under podman and through the Docker API, scraped from a third container."""
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from labtest import run_playbook  # noqa: E402
+
+CLIENT = testinfra.get_host("podman://client")
+SECRET = os.environ.get("FLEETWATCH_LAB_SECRET", "lab-only-secret")
+TLS_HOSTS = ["ne-package", "ne-docker"]
+ALL_HOSTS = ["ne-package", "ne-podman", "ne-docker"]
+
+
+def curl(url, *args):
+    """Status code and body of a request made from the client container."""
+    command = " ".join(shlex.quote(a) for a in ["curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", *args, url])
+    body, status = CLIENT.run(command).stdout.rsplit("\n", 1)
+    return status.strip(), body
+
+
+def test_plain_exporter_serves_node_metrics():
+    status, body = curl("http://ne-podman:9100/metrics")
+    assert status == "200"
+    assert "\nnode_uname_info{" in body
+    assert "\nnode_cpu_seconds_total{" in body
+
+
+@pytest.mark.parametrize("host", TLS_HOSTS)
+def test_tls_exporter_serves_metrics_with_credentials(host):
+    status, body = curl(f"https://{host}:9100/metrics", "-u", f"prometheus:{SECRET}")
+    assert status == "200"
+    assert "\nnode_uname_info{" in body
+
+
+@pytest.mark.parametrize("host", TLS_HOSTS)
+@pytest.mark.parametrize("credentials", [[], ["-u", "prometheus:wrong-password"], ["-u", "intruder:" + SECRET]])
+def test_tls_exporter_refuses_requests_without_valid_credentials(host, credentials):
+    status, body = curl(f"https://{host}:9100/metrics", *credentials)
+    assert status == "401"
+    assert "node_" not in body
+
+
+@pytest.mark.parametrize("host", TLS_HOSTS)
+def test_tls_exporter_refuses_plain_http(host):
+    status, body = curl(f"http://{host}:9100/metrics", "-u", f"prometheus:{SECRET}")
+    assert status != "200"
+    assert "node_" not in body
+
+
+def test_package_service_runs_with_our_flags():
+    host = testinfra.get_host("podman://ne-package")
+    service = host.service("prometheus-node-exporter")
+    assert service.is_running
+    assert service.is_enabled
+    cmdline = host.check_output("tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value prometheus-node-exporter)/cmdline")
+    assert "--web.listen-address=0.0.0.0:9100" in cmdline
+    assert "--web.config.file=/etc/node_exporter/web-config.yml" in cmdline
+
+
+@pytest.mark.parametrize("host_name,group", [("ne-package", "prometheus"), ("ne-docker", "65534")])
+def test_secrets_are_not_world_readable_and_passwords_are_hashed(host_name, group):
+    host = testinfra.get_host(f"podman://{host_name}")
+    key = host.file("/etc/node_exporter/tls.key")
+    assert key.mode == 0o640
+    assert key.user == "root"
+    assert group in (key.group, str(key.gid))
+    web_config = host.file("/etc/node_exporter/web-config.yml")
+    assert web_config.mode == 0o640
+    assert SECRET not in web_config.content_string
+    assert "prometheus: $2b$" in web_config.content_string
+
+
+@pytest.mark.parametrize("host_name,engine", [("ne-podman", "podman"), ("ne-docker", "podman")])
+def test_container_shares_the_hosts_network_and_pids_and_restarts(host_name, engine):
+    host = testinfra.get_host(f"podman://{host_name}")
+    inspect = host.check_output(
+        "%s inspect node_exporter --format '{{.HostConfig.NetworkMode}} {{.HostConfig.PidMode}} "
+        "{{.HostConfig.RestartPolicy.Name}} {{.State.Running}}'", engine)
+    assert inspect.split() == ["host", "host", "always", "true"]
+
+
+def test_podman_restart_service_is_enabled():
+    assert testinfra.get_host("podman://ne-podman").service("podman-restart").is_enabled
+
+
+def test_check_mode_on_converged_hosts_reports_no_change():
+    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    assert rc == 0, output
+    assert set(recap) == set(ALL_HOSTS)
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+
+
+def test_wrong_mode_fails_in_preflight_before_any_change():
+    rc, output, recap = run_playbook("converge.yml", "-e", "node_exporter_mode=dockr")
+    assert rc != 0
+    assert "node_exporter_mode" in output
+    assert "dockr" in output
+    assert "package, container" in output or "container, package" in output
+    assert all(r["changed"] == 0 for r in recap.values()), output
+    assert curl("http://ne-podman:9100/metrics")[0] == "200"
+
+
+def test_misspelled_variable_fails_with_a_suggestion():
+    rc, output, recap = run_playbook("converge.yml", "-e", "node_exporter_mdoe=container")
+    assert rc != 0
+    assert "node_exporter_mdoe (did you mean node_exporter_mode?)" in output
+    assert all(r["changed"] == 0 for r in recap.values()), output
+
+
+def test_basic_auth_without_tls_is_refused():
+    rc, output, recap = run_playbook("converge.yml", "--limit", "ne-podman",
+                                     "-e", '{"node_exporter_basic_auth_users": {"prometheus": "x"}}')
+    assert rc != 0
+    assert "node_exporter_basic_auth_users needs node_exporter_tls_enabled" in output
+    assert recap["ne-podman"]["changed"] == 0

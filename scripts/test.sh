@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, linters, sanity, unit tests, the collection build, then every Molecule scenario.
+# Usage: scripts/test.sh [STAGE...]   (stages: setup lint sanity unit build molecule; default all)
+#        MOLECULE_SCENARIOS="node_exporter" scripts/test.sh molecule
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT" || exit 1
+
+declare -a SUMMARY=()
+failed=0
+passed=0
+
+run_stage() {
+  local name=$1; shift
+  local start=$SECONDS rc=0
+  say "stage $name"
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  if [ "$rc" = 0 ]; then
+    SUMMARY+=("$(printf '%-28s ok     %5d s' "$name" "$took")"); passed=$((passed + 1))
+  else
+    SUMMARY+=("$(printf '%-28s FAILED %5d s (exit %d)' "$name" "$took" "$rc")"); failed=$((failed + 1))
+  fi
+  return "$rc"
+}
+
+stage_setup() { bash "$REPO_ROOT/scripts/setup.sh"; }
+
+stage_lint() {
+  activate_venv
+  link_source_collection
+  yamllint --strict . \
+    && ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR" ansible-lint --profile production --offline \
+    && antsibull-changelog lint \
+    && python scripts/role_docs.py --check \
+    && shellcheck --severity=warning scripts/*.sh lab/*.sh .ci/run
+}
+
+stage_sanity() {
+  activate_venv
+  mkdir -p "$SANITY_TREE"
+  rsync -a --delete --exclude tests/output "$REPO_ROOT/" "$SANITY_TREE/"
+  (cd "$SANITY_TREE" && ansible-test sanity --venv --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no)
+}
+
+stage_unit() {
+  activate_venv
+  link_source_collection
+  (cd "$SOURCE_COLLECTIONS_DIR/ansible_collections/fleetwatch/falco_stack" \
+    && PYTHONPATH="$SOURCE_COLLECTIONS_DIR" python -m pytest -q -p no:cacheprovider tests/unit)
+}
+
+stage_build() {
+  activate_venv
+  local out="$FLEETWATCH_CACHE/build"
+  rm -rf "$out" && mkdir -p "$out" "$COLLECTIONS_DIR"
+  ansible-galaxy collection build --force --output-path "$out" "$REPO_ROOT" >/dev/null \
+    && ansible-galaxy collection install --offline --force -p "$COLLECTIONS_DIR" "$out"/fleetwatch-falco_stack-*.tar.gz \
+    && ansible-doc -t role fleetwatch.falco_stack.node_exporter >/dev/null
+}
+
+stage_molecule() {
+  activate_venv
+  local scenario=$1
+  molecule test -s "$scenario"
+}
+
+scenarios() {
+  if [ -n "${MOLECULE_SCENARIOS:-}" ]; then echo "$MOLECULE_SCENARIOS"; return; fi
+  for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done
+}
+
+main() {
+  local stages=("$@")
+  [ ${#stages[@]} -gt 0 ] || stages=(setup lint sanity unit build molecule)
+  for stage in "${stages[@]}"; do
+    case "$stage" in
+      setup) run_stage setup stage_setup || break ;;  # nothing else can run without it
+      lint|sanity|unit|build) run_stage "$stage" "stage_$stage" || true ;;
+      molecule)
+        for s in $(scenarios); do run_stage "molecule:$s" stage_molecule "$s" || true; done ;;
+      *) die "unknown stage $stage (setup lint sanity unit build molecule)" ;;
+    esac
+  done
+  echo
+  echo "Timing per stage"
+  printf '  %s\n' "${SUMMARY[@]}"
+  echo "stages: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+}
+main "$@"
