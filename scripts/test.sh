@@ -56,7 +56,7 @@ stage_build() {
   rm -rf "$out" && mkdir -p "$out" "$COLLECTIONS_DIR"
   ansible-galaxy collection build --force --output-path "$out" "$REPO_ROOT" >/dev/null \
     && ansible-galaxy collection install --offline --force -p "$COLLECTIONS_DIR" "$out"/fleetwatch-falco_stack-*.tar.gz \
-    && ansible-doc -t role fleetwatch.falco_stack.node_exporter >/dev/null
+    && for role in roles/[a-z]*/; do ansible-doc -t role "fleetwatch.falco_stack.$(basename "$role")" >/dev/null || return 1; done
 }
 
 stage_molecule() {

@@ -1,0 +1,169 @@
+"""Role falco_exporter: its preflight run for real on this machine, and its container definition rendered.
+
+Only the role's preflight runs here (never the install or run phases): no falco-exporter image can be pulled and
+no Falco with gRPC runs on these machines. See docs/falco_exporter.md for what is and isn't exercised.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "falco_exporter"
+RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def ansible_playbook(tmp_path, play, extra_vars, *args):
+    """Run a play on localhost with the live collection; returns (rc, output, {ok, changed, failed})."""
+    collections = tmp_path / "collections"
+    link = collections / "ansible_collections" / "fleetwatch" / "falco_stack"
+    if not link.exists():
+        link.parent.mkdir(parents=True)
+        link.symlink_to(REPO)
+    playbook = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:8])
+    playbook.write_text(yaml.safe_dump(play))
+    variables = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:8])
+    variables.write_text(json.dumps(dict({"ansible_python_interpreter": sys.executable}, **extra_vars)))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables,
+                           *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    match = RECAP.search(output)
+    recap = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()))) if match else {}
+    return proc.returncode, output, recap
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    if not shutil.which("ansible-playbook"):
+        pytest.skip("ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed: preflight checks the container engine")
+    return tmp_path_factory.mktemp("falco_exporter")
+
+
+@pytest.fixture(scope="module")
+def falco_socket(workdir):
+    """A listening unix socket standing in for Falco's gRPC socket (a FIXTURE: nothing answers gRPC on it)."""
+    path = workdir / "run-falco" / "falco.sock"
+    path.parent.mkdir()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    yield path
+    server.close()
+
+
+def preflight_play(render_to=None):
+    """Only the role's preflight (and, when asked, a file with what the run phase would receive)."""
+    tasks = [{"name": "Preflight of role falco_exporter", "ansible.builtin.include_role": {
+        "name": "fleetwatch.falco_stack.falco_exporter", "tasks_from": "preflight.yml", "public": True}}]
+    if render_to:
+        tasks.append({"name": "Write what run.yml gets", "check_mode": False, "ansible.builtin.copy": {
+            "dest": str(render_to), "mode": "0600", "content":
+            "{{ {'image': __falco_exporter_container_image_ref, 'command': __falco_exporter_args,"
+            " 'volumes': __falco_exporter_container_volumes} | to_json }}"}})
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+
+
+@pytest.mark.parametrize("falco_vars", [{}, {"falco_version": "0.44.1"}, {"falco_version": "0.45.0"}],
+                         ids=["default falco_version", "0.44.1", "0.45.0"])
+def test_falco_044_and_later_is_refused_with_a_pointer_to_native_metrics(workdir, falco_vars):
+    rc, output, recap = ansible_playbook(workdir, preflight_play(), falco_vars)
+    assert rc != 0
+    assert "removed in 0.44.0" in output
+    assert "falco_metrics_enabled: true" in output and "native metrics" in output
+    assert recap["changed"] == 0
+
+
+def test_falco_without_grpc_is_refused(workdir, falco_socket):
+    rc, output = ansible_playbook(workdir, preflight_play(), {
+        "falco_version": "0.43.1", "falco_grpc_enabled": False, "falco_exporter_client_socket": "unix://%s" % falco_socket})[:2]
+    assert rc != 0
+    assert "falco_grpc_enabled is false" in output
+
+
+def test_missing_socket_is_refused_and_named(workdir):
+    missing = workdir / "nowhere" / "falco.sock"
+    rc, output = ansible_playbook(workdir, preflight_play(), {
+        "falco_version": "0.43.1", "falco_exporter_client_socket": "unix://%s" % missing})[:2]
+    assert rc != 0
+    assert "Falco's gRPC socket %s is not there" % missing in output
+    assert "falco_grpc_enabled: true" in output
+
+
+def test_misspelled_variable_is_refused_with_a_suggestion(workdir):
+    rc, output = ansible_playbook(workdir, preflight_play(), {
+        "falco_version": "0.43.1", "falco_exporter_listen_adress": "10.0.0.5:9376"})[:2]
+    assert rc != 0
+    assert "falco_exporter_listen_adress (did you mean falco_exporter_listen_address?)" in output
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"falco_exporter_listen_address": "9376"}, "must be HOST:PORT"),
+    ({"falco_exporter_client_socket": "falco-host:5060"}, "must be empty or 'unix:///path'"),
+])
+def test_invalid_settings_are_refused(workdir, bad, needle):
+    rc, output = ansible_playbook(workdir, preflight_play(), dict({"falco_version": "0.43.1"}, **bad))[:2]
+    assert rc != 0
+    assert needle in output
+
+
+def test_legacy_falco_with_its_socket_passes_preflight_and_renders_the_tutorial_container(workdir, falco_socket):
+    out = workdir / "render-socket.json"
+    rc, output, recap = ansible_playbook(workdir, preflight_play(out), {
+        "falco_version": "0.43.1", "falco_exporter_client_socket": "unix://%s" % falco_socket,
+        "falco_exporter_listen_address": "192.168.1.16:9376"})
+    assert rc == 0, output
+    rendered = json.loads(out.read_text())
+    assert rendered["image"] == "docker.io/falcosecurity/falco-exporter:0.8.7"
+    assert rendered["command"] == ["--listen-address=192.168.1.16:9376", "--probes-listen-address=127.0.0.1:19376",
+                                   "--client-socket=unix://%s" % falco_socket, "--timeout=2m"]
+    assert rendered["volumes"] == ["%s:%s" % (falco_socket.parent, falco_socket.parent)]
+
+
+@pytest.mark.parametrize("version,socket_url,volume", [
+    ("0.31.1", "unix:///var/run/falco.sock", "/var/run/falco.sock:/var/run/falco.sock"),
+    ("0.32.2", "unix:///var/run/falco.sock", "/var/run/falco.sock:/var/run/falco.sock"),
+    ("0.33.0", "unix:///run/falco/falco.sock", "/run/falco:/run/falco"),
+    ("0.43.1", "unix:///run/falco/falco.sock", "/run/falco:/run/falco"),
+])
+def test_socket_follows_the_falco_generation(workdir, version, socket_url, volume):
+    out = workdir / ("render-%s.json" % version)
+    # check mode: the socket is not looked for (Falco is not installed here)
+    rc, output, recap = ansible_playbook(workdir, preflight_play(out), {"falco_version": version}, "--check")
+    assert rc == 0, output
+    rendered = json.loads(out.read_text())
+    assert "--client-socket=" + socket_url in rendered["command"]
+    assert rendered["volumes"] == [volume]
+
+
+def test_container_runs_like_the_tutorial():
+    tasks = {t["name"]: t for t in yaml.safe_load((ROLE / "tasks" / "run.yml").read_text())}
+    podman = tasks["Run the falco-exporter container (podman)"]["containers.podman.podman_container"]
+    docker = tasks["Run the falco-exporter container (docker)"]["community.docker.docker_container"]
+    assert (podman["network"], podman["restart_policy"]) == ("host", "always")
+    assert (docker["network_mode"], docker["restart_policy"]) == ("host", "always")
+    assert podman["command"] == docker["command"] == "{{ __falco_exporter_args }}"
+    assert podman["volume"] == docker["volumes"] == "{{ __falco_exporter_container_volumes }}"
+
+
+def test_listen_address_default_uses_the_shared_port():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert defaults["falco_exporter_listen_address"].endswith(":9376")
+
+
+def test_defaults_and_argument_specs_are_in_lockstep():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    options = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert {name: spec.get("default") for name, spec in options.items()} == defaults

@@ -1,0 +1,248 @@
+"""Role grafana run for real on this machine against temporary directories (configure phase), and its container
+definition rendered. Grafana itself cannot run here: see docs/grafana.md for what is and isn't exercised.
+"""
+
+import configparser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "grafana"
+REFERENCE_11914 = REPO.parent / "shared" / "upstream" / "grafana-reference" / "falco-exporter_grafana-dashboard-11914.json"
+PASSWORD = "fixture-pass#;word"
+RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def ansible_playbook(tmp_path, play, extra_vars, *args):
+    """Run a play on localhost with the live collection; returns (rc, output, {ok, changed, failed})."""
+    collections = tmp_path / "collections"
+    link = collections / "ansible_collections" / "fleetwatch" / "falco_stack"
+    if not link.exists():
+        link.parent.mkdir(parents=True)
+        link.symlink_to(REPO)
+    playbook = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:8])
+    playbook.write_text(yaml.safe_dump(play))
+    variables = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:8])
+    variables.write_text(json.dumps(dict({"ansible_python_interpreter": sys.executable}, **extra_vars)))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables,
+                           *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    match = RECAP.search(output)
+    recap = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()))) if match else {}
+    return proc.returncode, output, recap
+
+
+def role_play(**role_vars):
+    return [{"hosts": "localhost", "gather_facts": False,
+             "roles": [dict({"role": "fleetwatch.falco_stack.grafana"}, **role_vars)]}]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    if not shutil.which("ansible-playbook"):
+        pytest.skip("ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed: preflight of container mode needs the podman command")
+    if os.geteuid() != 0:
+        pytest.skip("the role sets file owners (uid 472, gid 0): run as root")
+    return tmp_path_factory.mktemp("grafana")
+
+
+def role_vars(workdir, **overrides):
+    base = {
+        "grafana_mode": "container",
+        "grafana_container_engine": "podman",
+        # never an existing container: the restart handler then has nothing to restart
+        "grafana_container_name": "fleetwatch-unit-fixture-" + uuid.uuid4().hex[:8],
+        "grafana_config_dir": str(workdir / "etc" / "grafana"),
+        "grafana_data_dir": str(workdir / "var" / "lib" / "grafana"),
+        "grafana_admin_password": PASSWORD,
+        "grafana_datasource_url": "http://prometheus.example:9090",
+        "grafana_dashboard_cache_dir": str(workdir / "cache"),
+    }
+    base.update(overrides)
+    return base
+
+
+CONFIGURE = ("--tags", "grafana_configure")
+
+
+@pytest.fixture(scope="module")
+def configured(workdir):
+    """First run of the configure phase, with a stale dashboard left in the directory by an earlier release."""
+    dashboards = workdir / "etc" / "grafana" / "dashboards"
+    dashboards.mkdir(parents=True)
+    (dashboards / "retired-dashboard.json").write_text("{}")
+    extra = workdir / "extra-dashboard.json"
+    extra.write_text(json.dumps({"uid": "site-extra", "title": "Site extra", "panels": [], "schemaVersion": 39}))
+    variables = role_vars(workdir, grafana_dashboards_extra=[str(extra)])
+    rc, output, recap = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)
+    assert rc == 0, output
+    return variables, output, recap
+
+
+def test_grafana_ini_has_anonymous_off_and_the_admin_from_the_inventory(configured):
+    variables = configured[0]
+    ini_file = Path(variables["grafana_config_dir"]) / "grafana.ini"
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(ini_file.read_text())
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["security"]["admin_user"] == "admin"
+    assert ini["security"]["admin_password"] == '"""%s"""' % PASSWORD
+    assert ini["server"]["http_port"] == "3000"
+    assert ini["users"]["allow_sign_up"] == "false"
+    assert ini["paths"]["data"] == variables["grafana_data_dir"]
+    assert ini["paths"]["provisioning"] == variables["grafana_config_dir"] + "/provisioning"
+    stat = ini_file.stat()
+    assert stat.st_mode & 0o777 == 0o640 and stat.st_uid == 0 and stat.st_gid == 0
+
+
+def test_password_never_appears_in_the_output(configured):
+    assert PASSWORD not in configured[1]
+
+
+def test_datasource_is_provisioned_with_the_uid_the_dashboards_use(configured):
+    variables = configured[0]
+    provisioned = yaml.safe_load((Path(variables["grafana_config_dir"]) / "provisioning/datasources/fleetwatch.yml").read_text())
+    assert provisioned["apiVersion"] == 1
+    [source] = provisioned["datasources"]
+    assert source["uid"] == "fleetwatch-prometheus"
+    assert source["type"] == "prometheus" and source["access"] == "proxy" and source["isDefault"] is True
+    assert source["url"] == "http://prometheus.example:9090"
+    assert source["editable"] is False
+    for dashboard in (ROLE / "files" / "dashboards").glob("*.json"):
+        assert '"uid": "%s"' % source["uid"] in dashboard.read_text()
+
+
+def test_dashboard_provider_points_at_the_synced_directory(configured):
+    variables = configured[0]
+    providers = yaml.safe_load((Path(variables["grafana_config_dir"]) / "provisioning/dashboards/fleetwatch.yml").read_text())
+    [provider] = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == variables["grafana_config_dir"] + "/dashboards"
+    assert provider["allowUiUpdates"] is False
+
+
+def test_declared_dashboards_are_installed_and_the_retired_one_removed(configured):
+    directory = Path(configured[0]["grafana_config_dir"]) / "dashboards"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "extra-dashboard.json", "falco-fleet.json", "falco-legacy-events.json", "host-node-exporter.json"]
+    for name in ["falco-fleet", "falco-legacy-events", "host-node-exporter"]:
+        assert (directory / (name + ".json")).read_bytes() == (ROLE / "files" / "dashboards" / (name + ".json")).read_bytes()
+
+
+def test_data_directory_belongs_to_the_image_user(configured):
+    stat = Path(configured[0]["grafana_data_dir"]).stat()
+    assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (472, 0, 0o750)
+
+
+def test_second_run_and_check_mode_change_nothing(configured, workdir):
+    variables = configured[0]
+    for args in [CONFIGURE, CONFIGURE + ("--check", "--diff")]:
+        rc, output, recap = ansible_playbook(workdir, role_play(), variables, *args)
+        assert rc == 0, output
+        assert recap["changed"] == 0, output
+        assert PASSWORD not in output
+
+
+def test_dashboards_no_longer_declared_are_removed(configured, workdir):
+    variables = dict(configured[0], grafana_dashboards=["falco-fleet"], grafana_dashboards_extra=[])
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    assert rc == 0, output
+    assert [p.name for p in (Path(variables["grafana_config_dir"]) / "dashboards").iterdir()] == ["falco-fleet.json"]
+    rc, output = ansible_playbook(workdir, role_play(), configured[0], *CONFIGURE)[:2]  # back to the first state
+    assert rc == 0, output
+
+
+def test_missing_admin_password_fails_before_any_change(workdir):
+    variables = role_vars(workdir / "missing")
+    del variables["grafana_admin_password"]
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    assert rc != 0
+    assert "grafana_admin_password" in output
+    assert not (workdir / "missing").exists()
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"grafana_admin_password": ""}, "grafana_admin_password must be set"),
+    ({"grafana_admin_password": "admin"}, "grafana_admin_password must be set"),
+    ({"grafana_ini": {"auth.anonymous": {"enabled": True}}}, "may not enable auth.anonymous"),
+    ({"grafana_ini": {"security": {"admin_password": "x"}}}, "use grafana_admin_user and grafana_admin_password"),
+    ({"grafana_datasource_url": "prometheus:9090"}, "grafana_datasource_url must be an http(s) URL"),
+    ({"grafana_admin_pasword": "whatever-long"}, "grafana_admin_pasword (did you mean grafana_admin_password?)"),
+    ({"grafana_mode": "dockr"}, "grafana_mode"),
+    ({"grafana_mode": "package"}, "in package mode grafana_config_dir stays /etc/grafana"),
+])
+def test_preflight_refuses_bad_settings_and_names_the_variable(workdir, bad, needle):
+    target = workdir / ("bad-" + uuid.uuid4().hex[:6])
+    rc, output = ansible_playbook(workdir, role_play(), role_vars(target, **bad), *CONFIGURE)[:2]
+    assert rc != 0
+    assert needle in output, output
+    assert not target.exists()
+    assert "whatever-long" not in output or "did you mean" in output
+
+
+def test_dashboard_11914_is_imported_from_the_controller_cache(workdir):
+    if not REFERENCE_11914.exists():
+        pytest.skip("reference data absent: %s (stands in for the cached download)" % REFERENCE_11914)
+    target = workdir / "with-11914"
+    cache = target / "cache"
+    cache.mkdir(parents=True)
+    shutil.copy(REFERENCE_11914, cache / "11914-r1.json")  # what the download would have left there (air-gapped path)
+    variables = role_vars(target, grafana_dashboard_11914_import=True, grafana_dashboard_cache_dir=str(cache))
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    assert rc == 0, output
+    imported = json.loads((target / "etc/grafana/dashboards/falco-exporter-11914.json").read_text())
+    assert imported["uid"] == "fleetwatch-falco-11914"
+    assert "__inputs" not in imported and "id" not in imported
+    assert "${DS_PROMETHEUS}" not in json.dumps(imported)
+    assert {p["datasource"] for p in imported["panels"]} == {"Prometheus"}
+    assert "fleetwatch" in imported["tags"]
+
+
+def test_container_definition(workdir):
+    """The container's image, volumes and environment as the run phase receives them (rendered, not run)."""
+    out = workdir / "rendered.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Load the role's variables", "ansible.builtin.include_role": {
+            "name": "fleetwatch.falco_stack.grafana", "tasks_from": "preflight.yml", "public": True}},
+        {"name": "Write what run_container.yml gets", "ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": (
+            "{{ {'image': __grafana_container_image_ref, 'volumes': __grafana_container_volumes,"
+            " 'env': __grafana_container_env} | to_json }}")}}]}]
+    variables = role_vars(workdir / "render", grafana_container_digest="sha256:" + "ab" * 32)
+    rc, output = ansible_playbook(workdir, play, variables)[:2]
+    assert rc == 0, output
+    rendered = json.loads(out.read_text())
+    config, data = variables["grafana_config_dir"], variables["grafana_data_dir"]
+    assert rendered["image"] == "docker.io/grafana/grafana:12.2.1@sha256:" + "ab" * 32
+    assert rendered["volumes"] == ["%s:%s:ro" % (config, config), "%s:%s" % (data, data)]
+    assert rendered["env"] == {"GF_PATHS_CONFIG": config + "/grafana.ini", "GF_PATHS_DATA": data,
+                               "GF_PATHS_PLUGINS": data + "/plugins", "GF_PATHS_PROVISIONING": config + "/provisioning"}
+    assert PASSWORD not in json.dumps(rendered), "the password reaches Grafana through grafana.ini only"
+    tasks = {t["name"]: t for t in yaml.safe_load((ROLE / "tasks" / "run_container.yml").read_text())}
+    podman = tasks["Run the Grafana container (podman)"]["containers.podman.podman_container"]
+    docker = tasks["Run the Grafana container (docker)"]["community.docker.docker_container"]
+    assert (podman["network"], podman["restart_policy"], podman["user"]) == ("host", "always", "472:0")
+    assert (docker["network_mode"], docker["restart_policy"], docker["user"]) == ("host", "always", "472:0")
+    assert podman["volume"] == docker["volumes"] == "{{ __grafana_container_volumes }}"
+    assert podman["env"] == docker["env"] == "{{ __grafana_container_env }}"
+
+
+def test_defaults_and_argument_specs_are_in_lockstep():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    options = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert set(defaults) == {name for name, spec in options.items() if not spec.get("required")}
+    assert {name: options[name].get("default") for name in defaults} == defaults
+    assert options["grafana_admin_password"] == dict(options["grafana_admin_password"], required=True, no_log=True)
+    assert "grafana_admin_password" not in defaults
