@@ -2,6 +2,7 @@
 
 Each inventory host names its image kind in `lab_kind` (systemd or engine). Used by scripts/lab.sh and bench/.
   fleet.py up INVENTORY     create the missing hosts, print NAME ADDRESS per host
+  fleet.py list INVENTORY   print NAME ADDRESS for the hosts that exist
   fleet.py down INVENTORY   remove the hosts and every container they started
 """
 
@@ -63,7 +64,7 @@ def down(hosts):
 
 def main():
     parser = argparse.ArgumentParser(description="lab hosts from an inventory")
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "list", "down"])
     parser.add_argument("inventory")
     parser.add_argument("--lab-name", default="lab")
     args = parser.parse_args()
@@ -73,6 +74,10 @@ def main():
     if args.action == "up":
         for name, ip in up(hosts, args.lab_name).items():
             print(name, ip)
+    elif args.action == "list":
+        for name in sorted(hosts):
+            if podman("container", "exists", name, check=False).returncode == 0:
+                print(name, address(name))
     else:
         down(hosts)
 

@@ -32,7 +32,7 @@ up() {
 status() {
   activate_venv
   echo "Lab hosts and their node_exporter endpoints (reachable from this machine):"
-  python lab/fleet.py up "$INVENTORY" | while read -r name ip; do
+  python lab/fleet.py list "$INVENTORY" | while read -r name ip; do
     printf '  %-14s http(s)://%s:9100/metrics\n' "$name" "$ip"
   done
   report_limits
