@@ -6,13 +6,15 @@ set -euo pipefail
 cd "$REPO_ROOT" || exit 1
 INVENTORY=${FLEETWATCH_LAB_INVENTORY:-inventories/lab/hosts.yml}
 
-# Components the collection has no role for yet, or that cannot be installed without a registry.
+# Falco's packages come from Falco's own repository; a lab with access to it sets FLEETWATCH_LAB_FALCO=yes.
+FALCO_HOSTS=$([ "${FLEETWATCH_LAB_FALCO:-no}" = yes ] && echo falco || echo no_falco_in_this_lab)
+
+# Components that cannot be deployed here, and why.
 report_limits() {
-  cat <<'TXT'
-Not deployed in this lab:
-  - Falco: no role yet, and Falco's packages cannot be downloaded without access to download.falco.org.
-  - Prometheus, Alertmanager, Grafana: no roles yet (the Grafana image and packages also need a registry).
-TXT
+  echo "Not deployed in this lab:"
+  [ "$FALCO_HOSTS" = falco ] || echo "  - Falco: its packages come from Falco's repository, which this machine cannot reach" \
+    "(set FLEETWATCH_LAB_FALCO=yes where it can)."
+  echo "  - Grafana: its image and packages come from Grafana's registry and repositories, which this machine cannot reach."
 }
 
 up() {
@@ -25,7 +27,7 @@ up() {
   say "lab: preparing hosts"
   ansible-playbook -i "$INVENTORY" lab/prepare.yml >/dev/null
   say "lab: running playbooks/site.yml"
-  ansible-playbook -i "$INVENTORY" playbooks/site.yml
+  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_hosts=$FALCO_HOSTS" playbooks/site.yml
   status
 }
 

@@ -7,15 +7,17 @@ requirements_hash() {
   cat "$REPO_ROOT/requirements/test.txt" <("$PYTHON" -VV) | sha256sum | cut -c1-12
 }
 VENV="$FLEETWATCH_CACHE/venv-$(requirements_hash)"
-# Where the built collection is installed for Molecule, and where ansible-test gets its git checkout.
-COLLECTIONS_DIR="$FLEETWATCH_CACHE/collections"
-SANITY_TREE="$FLEETWATCH_CACHE/sanity/ansible_collections/fleetwatch/falco_stack"
+# Where the built collection is installed for Molecule, and where ansible-test gets its git checkout: one of each
+# per checkout, so two checkouts on one machine never install over each other.
+CHECKOUT_ID=$(printf %s "$REPO_ROOT" | sha256sum | cut -c1-8)
+COLLECTIONS_DIR="$FLEETWATCH_CACHE/collections-$CHECKOUT_ID"
+SANITY_TREE="$FLEETWATCH_CACHE/sanity-$CHECKOUT_ID/ansible_collections/fleetwatch/falco_stack"
 export FLEETWATCH_CACHE REPO_ROOT VENV COLLECTIONS_DIR SANITY_TREE
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # A collection tree that points at this checkout, so linters and unit tests see the live source by FQCN.
-SOURCE_COLLECTIONS_DIR="$FLEETWATCH_CACHE/source"
+SOURCE_COLLECTIONS_DIR="$FLEETWATCH_CACHE/source-$CHECKOUT_ID"
 link_source_collection() {
   mkdir -p "$SOURCE_COLLECTIONS_DIR/ansible_collections/fleetwatch"
   ln -sfn "$REPO_ROOT" "$SOURCE_COLLECTIONS_DIR/ansible_collections/fleetwatch/falco_stack"

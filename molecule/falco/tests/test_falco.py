@@ -1,0 +1,199 @@
+"""Falco 0.31.1 (package file) and 0.44.1 (signed repository) from TEST FIXTURE packages.
+
+The fixture's falco binary records every call in /var/log/falco-fixture/calls.jsonl and its running state (options,
+FALCO_HOSTNAME, loaded files, merged configuration) in /run/falco-fixture-state.json; what it cannot show (driver
+loading, kernel events) is listed in docs/falco.md.
+"""
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from labtest import run_playbook  # noqa: E402
+
+UPSTREAM = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3])).parent / "shared" / "upstream" / "falco"
+HOSTS = ["falco-legacy", "falco-current"]
+VERSIONS = {"falco-legacy": "0.31.1", "falco-current": "0.44.1"}
+RULES = {
+    "falco-legacy": ["fleetwatch-500-local.yaml", "fleetwatch-600-exceptions.yaml", "fleetwatch-700-disabled.yaml"],
+    "falco-current": ["fleetwatch-100-incubating.yaml", "fleetwatch-101-sandbox.yaml", "fleetwatch-500-local.yaml",
+                      "fleetwatch-600-exceptions.yaml"],
+}
+BAD_RULE = json.dumps({"falco_local_rules": [{"rule": "No such rule anywhere", "condition": "and proc.name = x",
+                                              "override": {"condition": "append"}}]})
+
+
+def host(name):
+    return testinfra.get_host("podman://" + name)
+
+
+def state(name):
+    return json.loads(host(name).check_output("cat /run/falco-fixture-state.json"))
+
+
+def calls(name):
+    return [json.loads(line) for line in host(name).file("/var/log/falco-fixture/calls.jsonl").content_string.splitlines()]
+
+
+def snapshot(name):
+    """sha256 of every file under /etc/falco and of the unit drop-ins."""
+    out = host(name).check_output("find /etc/falco /etc/systemd/system -path '*falco*' -type f -exec sha256sum {} + | sort")
+    return out
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_the_pinned_version_is_installed(name):
+    h = host(name)
+    assert h.package("falco").version == VERSIONS[name]
+    assert "Falco version: %s" % VERSIONS[name] in h.check_output("falco --version")
+
+
+def test_legacy_runs_falco_service():
+    h = host("falco-legacy")
+    assert h.service("falco").is_running
+    assert h.service("falco").is_enabled
+
+
+def test_current_runs_the_modern_bpf_unit_as_falco_service():
+    h = host("falco-current")
+    assert h.service("falco-modern-bpf").is_running
+    assert h.check_output("systemctl is-enabled falco.service") == "alias"
+    assert not h.service("falco-kmod").is_enabled
+    assert not h.service("falco-custom").is_enabled
+    assert h.check_output("systemctl is-enabled falcoctl-artifact-follow.service || true") == "masked"
+    assert state("falco-current")["options"] == ["engine.kind=modern_ebpf"]
+
+
+@pytest.mark.parametrize("name,choice", [("falco-legacy", "none"), ("falco-current", "modern_ebpf")])
+def test_package_scripts_ran_unattended(name, choice):
+    log = host(name).file("/var/log/falco-fixture-postinst.log").content_string
+    assert log.splitlines() and all(line == "driver choice: %s falcoctl: no" % choice for line in log.splitlines())
+
+
+def test_repository_key_is_pinned_and_scoped():
+    h = host("falco-current")
+    sources = h.file("/etc/apt/sources.list.d/falcosecurity.sources").content_string
+    assert "Signed-By: /usr/share/keyrings/falco-archive-keyring.asc" in sources
+    assert "URIs: file:///srv/falco-fixture-repo/deb" in sources
+    assert "falco-fixture-repo" in h.check_output("apt-cache policy falco")
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_every_event_carries_the_host_name(name):
+    assert state(name)["FALCO_HOSTNAME"] == name
+
+
+def test_current_effective_config():
+    s = state("falco-current")
+    assert s["loaded"] == ["/etc/falco/falco.yaml", "/etc/falco/config.d/falco.container_plugin.yaml",
+                           "/etc/falco/config.d/fleetwatch-metrics.yaml", "/etc/falco/config.d/fleetwatch-outputs.yaml",
+                           "/etc/falco/config.d/fleetwatch-rules.yaml"]
+    c = s["config"]
+    assert c["json_output"] is True
+    assert c["metrics"]["enabled"] is True and c["metrics"]["interval"] == "1h" and c["metrics"]["output_rule"] is False
+    assert c["webserver"]["enabled"] is True and c["webserver"]["prometheus_metrics_enabled"] is True
+    assert (c["webserver"]["listen_address"], c["webserver"]["listen_port"]) == ("127.0.0.1", 8765)
+    assert c["file_output"] == {"enabled": True, "keep_alive": False, "filename": "/var/log/falco/events.json"}
+    assert c["rules"] == [{"disable": {"rule": "Clear Log Activities"}}, {"disable": {"tag": "T1036"}}]
+    assert c["load_plugins"] == ["container"]
+    assert "grpc" not in c
+
+
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream Falco reference files not found at %s" % UPSTREAM)
+def test_current_keeps_the_packaged_falco_yaml():
+    packaged = hashlib.sha256((UPSTREAM / "falco-0.44.1_falco.yaml").read_bytes()).hexdigest()
+    assert host("falco-current").file("/etc/falco/falco.yaml").sha256sum == packaged
+
+
+def test_legacy_effective_config_is_the_tutorials():
+    c = state("falco-legacy")["config"]
+    assert c["json_output"] is True
+    assert c["grpc"] == {"enabled": True, "bind_address": "unix:///var/run/falco.sock", "threadiness": 0}
+    assert c["grpc_output"] == {"enabled": True}
+    assert "rules_files" not in c and "/etc/falco/rules.d" in c["rules_file"]
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_our_rules_files_are_in_place(name):
+    h = host(name)
+    assert sorted(h.check_output("ls /etc/falco/rules.d").split()) == RULES[name]
+    exceptions = h.file("/etc/falco/rules.d/fleetwatch-600-exceptions.yaml").content_string
+    assert ("override:\n    exceptions: append" in exceptions) == (name == "falco-current")
+    assert ("append: true" in exceptions) == (name == "falco-legacy")
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_rules_and_config_were_validated_before_they_went_live(name):
+    h = host(name)
+    log = calls(name)
+    validations = [c for c in log if c["event"] == "validate"]
+    assert validations, log
+    first = validations[0]
+    staged = ["/var/lib/fleetwatch/falco/staging/rules.d/" + f for f in RULES[name]]
+    expected = ["-V", "/etc/falco/falco_rules.yaml"] + [a for f in staged for a in ("-V", f)]
+    assert first["argv"][2:] == expected
+    # ctime: when each file was put in place (the copy keeps the staged file's mtime).
+    live_since = min(float(h.check_output("stat -c %%.Z /etc/falco/rules.d/%s", f)) for f in RULES[name])
+    assert first["time"] < live_since
+    dry_runs = [c for c in log if c["event"] == "dry-run"]
+    # --dry-run exists from 0.35: used on 0.44.1, never asked of 0.31.1.
+    assert bool(dry_runs) == (name == "falco-current")
+    if dry_runs:
+        assert dry_runs[0]["time"] < live_since
+
+
+def test_check_mode_on_converged_hosts_reports_no_change():
+    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    assert rc == 0, output
+    assert set(recap) == set(HOSTS)
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+
+
+def test_grpc_on_0_44_is_refused_before_any_change():
+    before = snapshot("falco-current")
+    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current", "-e", "falco_grpc_enabled=true")
+    assert rc != 0
+    assert "falco_grpc_enabled: true needs Falco <= 0.43" in output
+    assert recap["falco-current"]["changed"] == 0
+    assert snapshot("falco-current") == before
+
+
+def test_a_bad_rule_leaves_the_running_files_alone():
+    before = {n: snapshot(n) for n in HOSTS}
+    pids = {n: state(n)["pid"] for n in HOSTS}
+    reloads = {n: state(n)["reloads"] for n in HOSTS}
+    rc, output, recap = run_playbook("converge.yml", "-e", BAD_RULE)
+    assert rc != 0
+    assert "no rule by that name already exists" in output
+    assert "were not changed and Falco keeps running on them" in output
+    for name in HOSTS:
+        assert recap[name]["failed"] == 1, output
+        assert snapshot(name) == before[name]
+        assert state(name)["pid"] == pids[name] and state(name)["reloads"] == reloads[name]
+        assert host(name).service("falco-modern-bpf" if name == "falco-current" else "falco").is_running
+        assert "No such rule anywhere" in host(name).file(
+            "/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").content_string
+
+
+def test_files_no_longer_declared_are_removed():
+    rc, output, recap = run_playbook("converge.yml", "-e", '{"falco_local_rules": []}')
+    assert rc == 0, output
+    for name in HOSTS:
+        h = host(name)
+        assert not h.file("/etc/falco/rules.d/fleetwatch-500-local.yaml").exists
+        assert not h.file("/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").exists
+        assert h.file("/etc/falco/rules.d/fleetwatch-600-exceptions.yaml").exists
+
+
+def test_the_declared_state_comes_back():
+    rc, output, recap = run_playbook("converge.yml")
+    assert rc == 0, output
+    for name in HOSTS:
+        assert sorted(host(name).check_output("ls /etc/falco/rules.d").split()) == RULES[name]
+        assert recap[name]["changed"] > 0

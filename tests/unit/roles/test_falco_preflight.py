@@ -1,0 +1,135 @@
+"""The falco role's preflight, run on localhost through the role's own preflight tasks (read-only).
+
+Each case is a play that must fail with a message naming the variable and saying what to change, or pass
+(with a warning where the issue asks for one).
+"""
+
+import pytest
+
+from falco_helpers import UPSTREAM, UPSTREAM_REASON, collections_dir, run_playbook
+
+STABLE_RULES = UPSTREAM / "falcosecurity-rules_falco-rules-5.1.0_falco_rules.yaml"
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory):
+    return collections_dir(tmp_path_factory)
+
+
+def preflight(collections, **extra):
+    return run_playbook("falco_preflight.yml", collections, extra)
+
+
+def test_defaults_pass(collections):
+    rc, output = preflight(collections, __falco_kernel_has_btf=True)
+    assert rc == 0, output
+    assert "changed=0" in output
+
+
+def test_unknown_driver_is_refused_with_the_choices(collections):
+    rc, output = preflight(collections, falco_driver="ebpf")
+    assert rc != 0
+    assert "falco_driver 'ebpf' is not a driver Falco 0.44.1 knows" in output
+    assert "auto, modern_ebpf, kmod, nodriver" in output
+
+
+def test_driver_the_version_does_not_know(collections):
+    rc, output = preflight(collections, falco_version="0.31.1", falco_driver="modern_ebpf", falco_metrics_enabled=False)
+    assert rc != 0
+    assert "falco_driver 'modern_ebpf' is not a driver Falco 0.31.1 knows" in output
+    assert "auto, kmod, nodriver" in output
+
+
+def test_grpc_with_0_44_points_to_native_metrics(collections):
+    rc, output = preflight(collections, falco_grpc_enabled=True)
+    assert rc != 0
+    assert "falco_grpc_enabled: true needs Falco <= 0.43" in output
+    assert "removed in 0.44.0" in output
+    assert "falco_metrics_enabled: true" in output
+
+
+def test_grpc_with_0_43_passes(collections):
+    rc, output = preflight(collections, falco_version="0.43.1", falco_grpc_enabled=True, __falco_kernel_has_btf=True)
+    assert rc == 0, output
+
+
+def test_modern_ebpf_without_btf(collections):
+    # __falco_kernel_has_btf is what the role derives from its stat of /sys/kernel/btf/vmlinux; extra vars
+    # override it, the same way a kernel without BTF would make the stat report no file.
+    rc, output = preflight(collections, falco_driver="modern_ebpf", __falco_kernel_has_btf=False)
+    assert rc != 0
+    assert "falco_driver: modern_ebpf needs kernel BTF (/sys/kernel/btf/vmlinux)" in output
+    assert "Use falco_driver: kmod" in output
+
+
+def test_auto_without_btf_picks_kmod_and_needs_headers(collections):
+    # This machine's kernel is not a distribution kernel, so its headers are in no repository.
+    rc, output = preflight(collections, __falco_kernel_has_btf=False)
+    assert rc != 0
+    assert "resolved to kmod" in output
+    assert "linux-headers-" in output or "kernel-devel-" in output
+
+
+@pytest.mark.parametrize("exception,what", [
+    ({"fields": ["proc.name", "fd.name"], "comps": ["="], "values": [["a", "b"]]}, "fields (2), comps (1)"),
+    ({"fields": ["proc.name"], "comps": ["="], "values": [["a", "b"]]}, "every row of values"),
+])
+def test_exception_with_disagreeing_lengths(collections, exception, what):
+    exception = dict(exception, rule="Read sensitive file untrusted", name="bad_one")
+    rc, output = preflight(collections, falco_rule_exceptions=[exception], __falco_kernel_has_btf=True)
+    assert rc != 0
+    assert "the exception 'bad_one' on rule 'Read sensitive file untrusted'" in output
+    assert what in output
+
+
+@pytest.mark.skipif(not STABLE_RULES.is_file(), reason=UPSTREAM_REASON)
+def test_exception_on_a_rule_the_default_ruleset_lacks_is_a_warning(collections):
+    exceptions = [
+        {"rule": "Read sensitive file untrusted", "name": "ok", "fields": ["proc.name"], "comps": ["="], "values": [["a"]]},
+        {"rule": "My own rule", "name": "mine", "fields": ["proc.name"], "comps": ["="], "values": [["a"]]},
+    ]
+    # The stable rules file stands in for the host's /etc/falco/falco_rules.yaml.
+    rc, output = preflight(collections, falco_rule_exceptions=exceptions, __falco_kernel_has_btf=True,
+                           __falco_default_rules_file=str(STABLE_RULES))
+    assert rc == 0, output
+    assert "WARNING: falco_rule_exceptions names rule(s) My own rule," in output
+    assert "Read sensitive file untrusted," not in output
+
+
+def test_tutorial_settings_pass(collections):
+    rc, output = preflight(collections, falco_version="0.31.1", falco_driver="nodriver",
+                           falco_grpc_enabled=True, falco_install_method="package",
+                           falco_package_src="https://download.falco.org/packages/rpm/falco-0.31.1-x86_64.rpm")
+    assert rc == 0, output
+
+
+def test_package_for_another_version(collections):
+    rc, output = preflight(collections, falco_install_method="package", falco_package_src="/tmp/falco-0.43.1-x86_64.deb")
+    assert rc != 0
+    assert "falco_install_method: package needs falco_package_src" in output
+
+
+def test_unsupported_middle_versions(collections):
+    rc, output = preflight(collections, falco_version="0.36.2")
+    assert rc != 0
+    assert "0.34 to 0.37 are not supported" in output
+
+
+def test_disable_by_tag_before_0_38(collections):
+    rc, output = preflight(collections, falco_version="0.31.1", falco_driver="nodriver", falco_metrics_enabled=False,
+                           falco_disabled_rules=[{"tag": "shell"}])
+    assert rc != 0
+    assert "falco_disabled_rules by tag needs Falco >= 0.38" in output
+
+
+def test_misspelled_variable(collections):
+    rc, output = preflight(collections, falco_dirver="kmod")
+    assert rc != 0
+    assert "falco_dirver (did you mean falco_driver?)" in output
+
+
+def test_ruleset_url_without_checksum(collections):
+    rc, output = preflight(collections, __falco_kernel_has_btf=True, falco_rulesets=[
+        {"name": "incubating", "src": "https://example.invalid/falco-incubating_rules.yaml"}])
+    assert rc != 0
+    assert "a URL src needs a checksum" in output
