@@ -47,7 +47,8 @@ stage_unit() {
   activate_venv
   link_source_collection
   (cd "$SOURCE_COLLECTIONS_DIR/ansible_collections/fleetwatch/falco_stack" \
-    && PYTHONPATH="$SOURCE_COLLECTIONS_DIR" python -m pytest -q -p no:cacheprovider tests/unit)
+    && PYTHONPATH="$SOURCE_COLLECTIONS_DIR" ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR" \
+       python -m pytest -q -p no:cacheprovider tests/unit)
 }
 
 stage_build() {

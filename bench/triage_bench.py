@@ -1,0 +1,454 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwatch engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark of the Falco alert triage against jq and a plain Python loop.
+
+Generates a journald-style dump (``journalctl -o cat``: banners plus one JSON alert per line) with N alerts
+built by varying the recorded Falco 0.44.1 alerts in ../shared/upstream/recorded, then times, on the same file:
+  jq      per-rule counts with jq (two pipelines; the faster one is the reference),
+  plain   per-rule counts with a stdlib ``json.loads`` loop,
+  ours    the full triage (rule counts, fingerprints, summary) through plugins/module_utils/falco_events.py,
+          run in a child process so its peak memory (and its workers') can be read from getrusage.
+Every tool's per-rule totals are checked against the generator's, so a fast wrong answer cannot win.
+
+Usage: python3 bench/triage_bench.py [--events 1000000] [--small-events 250000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils" / "falco_events.py"
+RECORDED_DIR = REPO_ROOT.parent / "shared" / "upstream" / "recorded"
+
+JQ_PIPELINES = {
+    # One jq process; the counting happens inside jq.
+    "jq-reduce": ["jq", "-n", "-R", "-c", 'reduce (inputs | fromjson? | objects | .rule // empty) as $r ({}; .[$r] += 1)'],
+    # jq only extracts the rule; sort and uniq count.
+    "jq-sort-uniq": "jq -R -r 'fromjson? | objects | .rule // empty' {path} | LC_ALL=C sort | LC_ALL=C uniq -c",
+}
+
+PLAIN_LOOP = r"""
+import json, sys
+counts = {}
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "rule" in event:
+            counts[event["rule"]] = counts.get(event["rule"], 0) + 1
+print(json.dumps(counts))
+"""
+
+OURS = r"""
+import importlib.util, json, resource, sys, time
+
+
+def own_peak_kb():
+    # VmHWM covers this program only. ru_maxrss would also carry the RSS of whatever spawned it: Linux keeps the
+    # high-water mark of the memory image replaced by exec.
+    try:
+        with open("/proc/self/status") as status:
+            for text in status:
+                if text.startswith("VmHWM:"):
+                    return int(text.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+spec = importlib.util.spec_from_file_location("falco_events_bench", sys.argv[1])
+falco_events = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = falco_events
+spec.loader.exec_module(falco_events)
+started = time.perf_counter()
+triage = falco_events.triage_file(sys.argv[2], workers=int(sys.argv[3]), default_host="unknown")
+summary = triage.summary(top=20)
+suggestions = falco_events.suggest_exceptions(triage.fingerprint_records())
+elapsed = time.perf_counter() - started
+per_rule = triage.counts_by_rule()
+print(json.dumps({
+    "elapsed": elapsed,
+    "parser": falco_events.JSON_PARSER,
+    "per_rule": per_rule,
+    "alerts": summary["alerts"],
+    "skipped_lines": summary["skipped_lines"],
+    "fingerprints": summary["fingerprints"]["distinct"],
+    "approximate": summary["approximate"],
+    "suggested": len(suggestions["exceptions"]),
+    "rss_self_kb": own_peak_kb(),
+    "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+}))
+"""
+
+BANNERS = [
+    "Falco version 0.44.1 (x86_64)",
+    "Falco initialized with configuration files:",
+    "   /etc/falco/falco.yaml | schema validation: ok",
+    "Loading rules from:",
+    "   /etc/falco/falco_rules.yaml | schema validation: ok",
+    "Hostname value has been overridden via environment variable to: web-01",
+    "The chosen syscall buffer dimension is: 8388608 bytes (8 MBs)",
+    "Starting health webserver with threadiness 2, listening on 0.0.0.0:8765",
+    "Loaded event sources: syscall",
+    "Enabled event sources: syscall",
+    "Opening 'syscall' source with modern BPF probe.",
+]
+
+# Noisy rules of the stable set and the tutorial's, with the priority they carry.
+RULES = [
+    ("Read sensitive file untrusted", "Warning", "Sensitive file opened for reading by non-trusted program"),
+    ("Write below binary dir", "Error", "File below a known binary directory opened for writing"),
+    ("Launch Excessively Capable Container", "Informational", "Excessively capable container started"),
+    ("Launch Sensitive Mount Container", "Informational", "Container with sensitive mount started"),
+    ("Change thread namespace", "Notice", "Namespace change (setns) by unexpected program"),
+    ("Write below etc", "Error", "File below /etc opened for writing"),
+    ("Run shell untrusted", "Notice", "Shell spawned by untrusted binary"),
+    ("Terminal shell in container", "Notice", "A shell was spawned in a container with an attached terminal"),
+    ("Clear Log Activities", "Warning", "Log files were tampered"),
+    ("Drop and execute new binary in container", "Critical", "Executing binary not part of base image"),
+]
+RULE_WEIGHTS = [30, 3, 2, 2, 25, 12, 10, 6, 8, 2]
+
+ACTORS = [
+    ("cat", "/usr/bin/cat", "bash", "cat /etc/shadow"),
+    ("touch", "/usr/bin/touch", "bash", "touch /bin/should_not_be_here"),
+    ("runc", "/usr/bin/runc", "containerd-shim", "runc init"),
+    ("conmon", "/usr/bin/conmon", "podman", "conmon --api-version 1"),
+    ("sh", "/usr/bin/dash", "node_exporter", "sh -c /usr/bin/check_disk"),
+    ("python3", "/usr/bin/python3.11", "cron", "python3 /opt/backup/rotate.py"),
+    ("dpkg", "/usr/bin/dpkg", "apt-get", "dpkg --configure -a"),
+    ("sshd", "/usr/sbin/sshd", "systemd", "sshd: root@pts/0"),
+    ("bash", "/usr/bin/bash", "sshd", "bash"),
+    ("truncate", "/usr/bin/truncate", "logrotate", "truncate -s 0 /var/log/app.log"),
+    ("java", "/usr/lib/jvm/bin/java", "tini", "java -jar /app/service.jar"),
+    ("nginx", "/usr/sbin/nginx", "nginx", "nginx: worker process"),
+]
+ACTOR_WEIGHTS = [10, 2, 20, 12, 8, 6, 3, 5, 9, 4, 6, 5]
+IMAGES = [(None, None), (None, None), ("docker.io/library/nginx", "1.27"), ("quay.io/prometheus/node-exporter", "v1.8.2"),
+          ("registry.example/app/service", "2024.11.3"), ("docker.io/library/fedora", "latest")]
+FILES = ["/etc/shadow", "/etc/passwd", "/bin/should_not_be_here", "/etc/resolv.conf", "/var/log/app.log",
+         "/etc/ld.so.cache", "/etc/hosts"]
+USERS = [("root", 0, -1), ("root", 0, 1000), ("www-data", 33, -1), ("prometheus", 65534, -1)]
+
+
+def load_templates():
+    """Recorded alerts: the real key set and output_fields shape that generated alerts copy."""
+    templates = []
+    for path in sorted(RECORDED_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                templates.append(json.loads(line))
+    if templates:
+        return templates, "recorded Falco 0.44.1 alerts from %s" % RECORDED_DIR
+    # Without ../shared: the 0.44 key set, written out by hand.
+    return [{
+        "hostname": "host", "output": "", "priority": "Warning", "rule": "", "source": "syscall",
+        "tags": ["filesystem"], "time": "",
+        "output_fields": {"container.id": "", "container.image.repository": None, "container.image.tag": None,
+                          "container.name": None, "evt.time": 0, "evt.type": "openat", "fd.name": "",
+                          "k8s.ns.name": None, "k8s.pod.name": None, "proc.aname[2]": "bash", "proc.cmdline": "",
+                          "proc.exepath": "", "proc.name": "", "proc.pname": "", "proc.tty": 0,
+                          "user.loginuid": -1, "user.name": "root", "user.uid": 0},
+    }], "built-in 0.44 shape (../shared/upstream/recorded not found)"
+
+
+def generate(path, small_path, events, small_events, seed=5):
+    """Write the dump; return the expected per-rule counts of both files."""
+    rng = random.Random(seed)
+    templates, origin = load_templates()
+    hosts = ["web-%02d" % n for n in range(1, 9)] + ["db-01", "db-02", "build-01", "pi-garage"]
+    start_ns = 1795783699_000000000
+    step_ns = 7 * 86400 * 10**9 // max(events, 1)  # a week of alerts
+    expected = collections.Counter()
+    expected_small = collections.Counter()
+    dumps = json.dumps
+    with open(path, "w", encoding="utf-8") as big, open(small_path, "w", encoding="utf-8") as small:
+        def write(line, index):
+            big.write(line)
+            if index < small_events:
+                small.write(line)
+
+        for banner in BANNERS:
+            write(banner + "\n", 0)
+        for index in range(events):
+            if index % 20000 == 0 and index:
+                # A restart: banners again, and the odd broken line journald keeps.
+                for banner in BANNERS[:4]:
+                    write(banner + "\n", index)
+                write('{"output":"12:00:00.000000000: Warning truncated by a crash\n', index)
+            if index % 100000 == 0:
+                # Drawn in chunks, so that the generator's own memory does not grow with N.
+                rule_choices = rng.choices(range(len(RULES)), weights=RULE_WEIGHTS, k=100000)
+                actor_choices = rng.choices(range(len(ACTORS)), weights=ACTOR_WEIGHTS, k=100000)
+            template = templates[index % len(templates)]
+            rule_index, actor_index = rule_choices[index % 100000], actor_choices[index % 100000]
+            rule, priority, text = RULES[rule_index]
+            name, exepath, parent, cmdline = ACTORS[actor_index]
+            if rng.random() < 0.02:
+                # Some actors never repeat: scripts in random temporary paths.
+                cmdline = "%s /tmp/tmp.%08x/run.sh" % (name, rng.getrandbits(32))
+            repository, tag = IMAGES[(index * 7 + actor_index) % len(IMAGES)]
+            user, uid, loginuid = USERS[(actor_index + rule_index) % len(USERS)]
+            file_name = FILES[(actor_index * 3 + rule_index) % len(FILES)]
+            event_ns = start_ns + index * step_ns + rng.randrange(step_ns or 1)
+            seconds, nanos = divmod(event_ns, 10**9)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            clock = time.strftime("%H:%M:%S", time.gmtime(seconds))
+            container_id = "host" if repository is None else "%012x" % rng.getrandbits(48)
+            fields = dict(template.get("output_fields") or {})
+            fields.update({
+                "container.id": container_id,
+                "container.image.repository": repository,
+                "container.image.tag": tag,
+                "container.name": None if repository is None else "svc_%d" % rng.randrange(1000),
+                "evt.time": event_ns,
+                "fd.name": file_name,
+                "proc.cmdline": cmdline,
+                "proc.exepath": exepath,
+                "proc.name": name,
+                "proc.pname": parent,
+                "user.loginuid": loginuid,
+                "user.name": user,
+                "user.uid": uid,
+            })
+            output = (
+                "%s.%09d: %s %s | file=%s evt_type=%s user=%s user_uid=%d user_loginuid=%d process=%s "
+                "proc_exepath=%s parent=%s command=%s terminal=0 container_id=%s container_name=%s "
+                "container_image_repository=%s container_image_tag=%s k8s_pod_name=<NA> k8s_ns_name=<NA>"
+                % (clock, nanos, priority, text, file_name, fields.get("evt.type", "openat"), user, uid, loginuid,
+                   name, exepath, parent, cmdline, container_id, fields["container.name"] or "<NA>",
+                   repository or "<NA>", tag or "<NA>")
+            )
+            event = {
+                "output": output,
+                "output_fields": fields,
+                "priority": priority,
+                "rule": rule,
+                "source": template.get("source", "syscall"),
+                "tags": template.get("tags", []),
+                "time": "%s.%09dZ" % (stamp, nanos),
+            }
+            if index % 10 != 0:
+                # One host in ten still runs a Falco without the hostname field (< 0.32).
+                event["hostname"] = hosts[(index // 7 + actor_index) % len(hosts)]
+            write(dumps(event, separators=(",", ":")) + "\n", index)
+            expected[rule] += 1
+            if index < small_events:
+                expected_small[rule] += 1
+    return expected, expected_small, origin
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+REPEAT = 1
+
+
+def run_timed(command, shell=False):
+    """Best wall seconds and best CPU seconds (the command and all it started) of REPEAT runs, and the output."""
+    best_wall = best_cpu = float("inf")
+    for _attempt in range(REPEAT):
+        cpu_before = children_cpu_seconds()
+        started = time.perf_counter()
+        result = subprocess.run(command, shell=shell, check=True, stdout=subprocess.PIPE, text=True)
+        best_wall = min(best_wall, time.perf_counter() - started)
+        best_cpu = min(best_cpu, children_cpu_seconds() - cpu_before)
+    return best_wall, best_cpu, result.stdout
+
+
+def parse_uniq(text):
+    counts = {}
+    for line in text.splitlines():
+        count, _space, rule = line.strip().partition(" ")
+        counts[rule] = int(count)
+    return counts
+
+
+def check(label, got, expected):
+    if dict(got) != dict(expected):
+        raise SystemExit("%s counted differently from the generator: %r != %r" % (label, dict(got), dict(expected)))
+
+
+def tree_pss_kb(root_pid):
+    """Proportional set size of a process and its descendants: shared pages counted once, unlike RSS."""
+    total = 0
+    pending = [root_pid]
+    seen = set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open("/proc/%d/smaps_rollup" % pid, encoding="ascii") as handle:
+                for text in handle:
+                    if text.startswith("Pss:"):
+                        total += int(text.split()[1])
+                        break
+            for task in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/children" % (pid, task), encoding="ascii") as handle:
+                    pending.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def run_ours(path, workers):
+    """Best times of REPEAT runs of our triage in a child process, with the highest memory seen in any of them."""
+    reports = [run_ours_once(path, workers) for _attempt in range(REPEAT)]
+    best = dict(reports[0])
+    for key in ("wall", "cpu"):
+        best[key] = min(report[key] for report in reports)
+    for key in ("rss_self_kb", "rss_children_kb", "rss_bound_mb", "pss_peak_mb"):
+        best[key] = max(report[key] for report in reports)
+    return best
+
+
+def run_ours_once(path, workers):
+    cpu_before = children_cpu_seconds()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-c", OURS, str(MODULE_UTILS), str(path), str(workers)], stdout=subprocess.PIPE, text=True,
+    )
+    peak_pss_kb = 0
+    while process.poll() is None:
+        peak_pss_kb = max(peak_pss_kb, tree_pss_kb(process.pid))
+        time.sleep(0.02)
+    output, _unused = process.communicate()
+    wall = time.perf_counter() - started
+    cpu = children_cpu_seconds() - cpu_before
+    if process.returncode:
+        raise SystemExit("our triage failed with exit code %d" % process.returncode)
+    report = json.loads(output)
+    report["wall"] = wall
+    report["cpu"] = cpu
+    # getrusage high-water marks: the coordinator's own, and the largest single worker's. Their sum over all
+    # processes bounds the peak from above (pages shared after fork are counted in every process).
+    report["rss_bound_mb"] = (report["rss_self_kb"] + workers * report["rss_children_kb"] * (workers > 1)) / 1024.0
+    report["pss_peak_mb"] = peak_pss_kb / 1024.0
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1000000, help="alerts in the large input (default 1000000)")
+    parser.add_argument("--small-events", type=int, default=250000,
+                        help="alerts in the small input used to show memory does not grow (default 250000)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for our triage (default 2)")
+    parser.add_argument("--tmpdir", help="where to write the inputs (default: a new temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated inputs")
+    parser.add_argument("--skip-jq", action="store_true", help="do not time jq")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each tool this many times and keep its best time: other load on the machine "
+                             "only ever slows a run down (default 1)")
+    args = parser.parse_args()
+    global REPEAT  # pylint: disable=global-statement
+    REPEAT = max(1, args.repeat)
+    if args.small_events > args.events:
+        args.small_events = args.events
+
+    workdir = Path(tempfile.mkdtemp(prefix="falco-triage-bench-", dir=args.tmpdir))
+    try:
+        big = workdir / "falco-dump.txt"
+        small = workdir / "falco-dump-small.txt"
+        started = time.perf_counter()
+        expected, expected_small, origin = generate(big, small, args.events, args.small_events)
+        print("input: %d alerts (%.0f MB), %d alerts (%.0f MB); shapes: %s; generated in %.1f s" % (
+            args.events, big.stat().st_size / 1e6, args.small_events, small.stat().st_size / 1e6, origin,
+            time.perf_counter() - started))
+        events = sum(expected.values())
+        rates = {}
+        cpu_rates = {}
+        # Other work on the machine slows every tool down, not equally: say how busy it was.
+        print("load average before timing: %.2f %.2f %.2f on %d cores; best of %d run(s) per tool" % (
+            os.getloadavg() + (os.cpu_count() or 1, REPEAT)))
+
+        if not args.skip_jq and shutil.which("jq"):
+            version = subprocess.run(["jq", "--version"], stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+            for label, command in JQ_PIPELINES.items():
+                if isinstance(command, list):
+                    seconds, cpu, out = run_timed(command + [str(big)])
+                    counts = json.loads(out)
+                else:
+                    seconds, cpu, out = run_timed(command.format(path=str(big)), shell=True)
+                    counts = parse_uniq(out)
+                check(label, counts, expected)
+                rates[label] = events / seconds
+                cpu_rates[label] = events / cpu
+                print("%-14s %9.0f alerts/s  %9.0f alerts/CPU-s  (%.1f s, %s)" % (
+                    label, rates[label], cpu_rates[label], seconds, version))
+        elif not args.skip_jq:
+            print("jq not found: skipping it")
+
+        seconds, cpu, out = run_timed([sys.executable, "-c", PLAIN_LOOP, str(big)])
+        check("plain", json.loads(out), expected)
+        rates["plain"] = events / seconds
+        cpu_rates["plain"] = events / cpu
+        print("%-14s %9.0f alerts/s  %9.0f alerts/CPU-s  (%.1f s, stdlib json loop)" % (
+            "plain", rates["plain"], cpu_rates["plain"], seconds))
+
+        single = run_ours(big, 1)
+        check("ours-1", single["per_rule"], expected)
+        rates["ours-1"] = events / single["wall"]
+        cpu_rates["ours-1"] = events / single["cpu"]
+        print("%-14s %9.0f alerts/s  %9.0f alerts/CPU-s  (%.1f s, 1 process, %s, peak RSS %.1f MB)" % (
+            "ours-1", rates["ours-1"], cpu_rates["ours-1"], single["wall"], single["parser"],
+            single["rss_self_kb"] / 1024.0))
+
+        ours = run_ours(big, args.workers)
+        check("ours", ours["per_rule"], expected)
+        rates["ours"] = events / ours["wall"]
+        cpu_rates["ours"] = events / ours["cpu"]
+        tail = " (approximate tail)" if ours["approximate"] else ""
+        print("%-14s %9.0f alerts/s  %9.0f alerts/CPU-s  (%.1f s, %d processes, %d fingerprints%s, %d suggested "
+              "exceptions)" % ("ours", rates["ours"], cpu_rates["ours"], ours["wall"], args.workers,
+                               ours["fingerprints"], tail, ours["suggested"]))
+
+        small_run = run_ours(small, args.workers)
+        check("ours-small", small_run["per_rule"], expected_small)
+        for label, report, count in (("small", small_run, args.small_events), ("large", ours, args.events)):
+            print("memory %-7s %8d alerts: coordinator %.1f MB, largest worker %.1f MB, RSS bound %.1f MB, "
+                  "sampled PSS peak %.1f MB" % (label, count, report["rss_self_kb"] / 1024.0,
+                                                report["rss_children_kb"] / 1024.0, report["rss_bound_mb"],
+                                                report["pss_peak_mb"]))
+
+        print("load average after timing: %.2f %.2f %.2f" % os.getloadavg())
+        jq_labels = [label for label in rates if label.startswith("jq")]
+        best_jq = max(jq_labels, key=lambda label: rates[label]) if jq_labels else None
+        ratio_jq = rates["ours"] / rates[best_jq] if best_jq else float("nan")
+        cpu_ratio_jq = cpu_rates["ours-1"] / cpu_rates[best_jq] if best_jq else float("nan")
+        ratio_plain = rates["ours"] / rates["plain"]
+        peak = max(ours["rss_bound_mb"], small_run["rss_bound_mb"])
+        print(
+            "SUMMARY events=%d jq=%s:%.0f/s plain=%.0f/s ours=%.0f/s (1 process %.0f/s) ours/jq=%.1fx ours/plain=%.1fx "
+            "per-CPU-second ours-1/jq=%.1fx peak_mb=%.1f@%d %.1f@%d goal(>=4x jq, <100 MB)=%s" % (
+                events, best_jq, rates.get(best_jq, float("nan")), rates["plain"], rates["ours"], rates["ours-1"],
+                ratio_jq, ratio_plain, cpu_ratio_jq, small_run["rss_bound_mb"], args.small_events,
+                ours["rss_bound_mb"], args.events,
+                "met" if (best_jq is None or ratio_jq >= 4) and peak < 100 else "NOT met"))
+    finally:
+        if args.keep:
+            print("inputs kept in %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
