@@ -6,6 +6,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
+# Target Python versions ansible-core 2.19 supports for modules.
+TARGET_PYTHONS=${TARGET_PYTHONS:-"3.8 3.9 3.10 3.11 3.12 3.13"}
 declare -a SUMMARY=()
 failed=0
 passed=0
@@ -40,7 +42,21 @@ stage_sanity() {
   activate_venv
   mkdir -p "$SANITY_TREE"
   rsync -a --delete --exclude tests/output "$REPO_ROOT/" "$SANITY_TREE/"
-  (cd "$SANITY_TREE" && ansible-test sanity --venv --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no)
+  local controller
+  controller=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  (cd "$SANITY_TREE" && ansible-test sanity --venv --python "$controller" --color no) || return 1
+  # Modules run on the managed hosts' Python: compile and import them on every target version this machine has.
+  local version bin candidate
+  for version in $TARGET_PYTHONS; do
+    [ "$version" = "$controller" ] && continue
+    bin=""
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin; do
+      [ -x "$candidate/python$version" ] && bin=$candidate
+    done
+    if [ -z "$bin" ]; then echo "Python $version not on this machine: target sanity skipped for it"; continue; fi
+    (cd "$SANITY_TREE" && PATH="$bin:$PATH" ansible-test sanity --venv --python "$version" --test compile --test import \
+      --color no) || return 1
+  done
 }
 
 stage_unit() {

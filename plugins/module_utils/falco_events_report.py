@@ -55,16 +55,16 @@ def _fingerprints_section(summary):
 def report_markdown(merged, per_host, suggestion, unreported_hosts=()):
     """Markdown report: fleet totals, fleet-wide and per-host top rules, top fingerprints, suggested exceptions."""
     skipped = ", ".join("%s %d" % (reason, count) for reason, count in merged["skipped_lines"].items() if count)
+    missing = " (no report from: %s)" % ", ".join(unreported_hosts) if unreported_hosts else ""
+    priorities = ", ".join("%s %d" % item for item in merged["by_priority"].items())
     out = [
         "# Falco fleet triage",
         "",
-        "- Hosts reported: %d%s" % (len(per_host), (" (no report from: %s)" % ", ".join(unreported_hosts))
-                                    if unreported_hosts else ""),
-        "- Alerts: %d matched of %d read (%d filtered out)" % (merged["matched"], merged["alerts"],
-                                                             merged["filtered_out"]),
+        "- Hosts reported: %d%s" % (len(per_host), missing),
+        "- Alerts: %d matched of %d read (%d filtered out)" % (merged["matched"], merged["alerts"], merged["filtered_out"]),
         "- Lines skipped: %s" % (skipped or "none"),
         "- Seen from %s to %s" % (merged["first_seen"], merged["last_seen"]),
-        "- By priority: %s" % (", ".join("%s %d" % item for item in merged["by_priority"].items()) or "none"),
+        "- By priority: %s" % (priorities or "none"),
         "",
     ]
     if merged.get("approximate"):
