@@ -8,13 +8,15 @@ INVENTORY=${FLEETWATCH_LAB_INVENTORY:-inventories/lab/hosts.yml}
 
 # Falco's packages come from Falco's own repository; a lab with access to it sets FLEETWATCH_LAB_FALCO=yes.
 FALCO_HOSTS=$([ "${FLEETWATCH_LAB_FALCO:-no}" = yes ] && echo falco || echo no_falco_in_this_lab)
+GRAFANA_ENABLED=$([ "${FLEETWATCH_LAB_GRAFANA:-no}" = yes ] && echo true || echo false)
 
 # Components that cannot be deployed here, and why.
 report_limits() {
   echo "Not deployed in this lab:"
   [ "$FALCO_HOSTS" = falco ] || echo "  - Falco: its packages come from Falco's repository, which this machine cannot reach" \
     "(set FLEETWATCH_LAB_FALCO=yes where it can)."
-  echo "  - Grafana: its image and packages come from Grafana's registry and repositories, which this machine cannot reach."
+  echo "  - Grafana: its image and packages come from Grafana's registry and repositories, which this machine cannot reach" \
+    "(set FLEETWATCH_LAB_GRAFANA=yes and grafana_admin_password where it can)."
 }
 
 up() {
@@ -27,15 +29,19 @@ up() {
   say "lab: preparing hosts"
   ansible-playbook -i "$INVENTORY" lab/prepare.yml >/dev/null
   say "lab: running playbooks/site.yml"
-  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_hosts=$FALCO_HOSTS" playbooks/site.yml
+  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_hosts=$FALCO_HOSTS" \
+    -e "fleetwatch_grafana_enabled=$GRAFANA_ENABLED" playbooks/site.yml
   status
 }
 
 status() {
   activate_venv
-  echo "Lab hosts and their node_exporter endpoints (reachable from this machine):"
+  echo "Lab hosts (addresses reachable from this machine):"
   python lab/fleet.py list "$INVENTORY" | while read -r name ip; do
-    printf '  %-14s http(s)://%s:9100/metrics\n' "$name" "$ip"
+    printf '  %-14s node_exporter http://%s:9100/metrics\n' "$name" "$ip"
+    case "$name" in
+      lab-monitor) printf '  %-14s Prometheus http://%s:9090  Alertmanager http://%s:9093\n' "" "$ip" "$ip" ;;
+    esac
   done
   report_limits
 }

@@ -1,0 +1,290 @@
+"""Prometheus and Alertmanager on mon-prom scraping a fleet in two clouds, checked through their HTTP APIs.
+
+Falco itself does not run here: mon-fleet-a and mon-fleet-b serve a recorded Falco 0.44.1 scrape through a TEST
+FIXTURE (tests/fixtures/falco-metrics/fixture_falco_metrics.py); tests that need it skip when ../shared is absent.
+"""
+
+import json
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from labtest import run_playbook  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RULES = REPO_ROOT / "roles" / "prometheus" / "files" / "falco-alerts.yml"
+MON = testinfra.get_host("podman://mon-prom")
+FIXTURE_FILE = "/usr/local/lib/fleetwatch-fixture/falco-0.44.1_metrics.txt"
+HAS_FALCO_FIXTURE = testinfra.get_host("podman://mon-fleet-a").file(FIXTURE_FILE).exists
+needs_falco_fixture = pytest.mark.skipif(
+    not HAS_FALCO_FIXTURE,
+    reason="no Falco fixture endpoint: ../shared/upstream/recorded/falco-0.44.1_metrics.txt was absent at prepare time")
+
+# (job, host, cloud) of every target the inventory asks for; mon-spare is in no scraped group.
+NODE_TARGETS = {("prometheus", "mon-prom", "onprem"), ("node-exporter", "mon-prom", "onprem"),
+                ("node-exporter", "mon-fleet-a", "cloud-a"), ("node-exporter", "mon-fleet-b", "cloud-b")}
+FALCO_TARGETS = {("falco", "mon-fleet-a", "cloud-a"), ("falco", "mon-fleet-b", "cloud-b"),
+                 ("falco-exporter", "mon-fleet-b", "cloud-b")}
+
+
+def curl_json(url, *args):
+    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
+    return json.loads(MON.check_output(command))
+
+
+def query(expr):
+    """Instant query on the real Prometheus; fails the test on an API or PromQL error."""
+    reply = curl_json("http://localhost:9090/api/v1/query", "-G", "--data-urlencode", "query=" + expr)
+    assert reply["status"] == "success", (expr, reply)
+    return reply["data"]["result"]
+
+
+def wait_for(check, timeout=120, interval=3):
+    """Call check() until it returns something truthy; return it, or the last value after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# Series scraped in the last 20 seconds. Debian's package starts Prometheus once with its own default configuration
+# before the role's takes over; those first series (job "node", no host label) stay visible for the 5 minute lookback.
+CURRENT_UP = "up and (timestamp(up) > time() - 20)"
+
+
+def up_targets(value="1"):
+    return {(r["metric"]["job"], r["metric"]["host"], r["metric"].get("cloud"))
+            for r in query(CURRENT_UP) if r["value"][1] == value}
+
+
+def own_metric(name):
+    """A metric of Prometheus' own /metrics, read directly (no scrape delay)."""
+    text = MON.check_output("curl -sf --max-time 10 http://localhost:9090/metrics")
+    match = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M)
+    assert match, name
+    return float(match.group(1))
+
+
+def main_pid():
+    return MON.check_output("systemctl show -p MainPID --value prometheus")
+
+
+# --- Prometheus from Debian's package --------------------------------------------------------------------------------
+
+def test_prometheus_runs_from_the_package_with_our_flags():
+    service = MON.service("prometheus")
+    assert service.is_running
+    assert service.is_enabled
+    cmdline = MON.check_output("tr '\\0' ' ' < /proc/%s/cmdline" % main_pid())
+    assert "--storage.tsdb.path=/var/lib/prometheus/metrics2" in cmdline
+    assert "--storage.tsdb.retention.time=15d" in cmdline
+    assert "--config.file=/etc/prometheus/prometheus.yml" in cmdline
+
+
+def test_configuration_and_rules_pass_promtool():
+    assert MON.run("promtool check config /etc/prometheus/prometheus.yml").rc == 0
+    assert MON.run("promtool check rules /etc/prometheus/rules/falco-alerts.yml").rc == 0
+
+
+def test_global_settings_and_file_sd_jobs():
+    config = yaml.safe_load(curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"])
+    assert config["global"]["scrape_interval"] == "5s"
+    assert config["global"]["evaluation_interval"] == "5s"
+    assert config["global"]["scrape_timeout"] == "4s"
+    assert config["global"]["external_labels"] == {"monitor": "fleetwatch-lab"}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in ("node-exporter", "node-exporter-tls", "falco", "falco-exporter", "docker-exporter", "falcosidekick"):
+        assert jobs[name]["file_sd_configs"][0]["files"] == ["/etc/prometheus/targets/%s.yml" % name]
+    assert "insecure_skip_verify" not in json.dumps(config) or all(
+        not job.get("tls_config", {}).get("insecure_skip_verify") for job in config["scrape_configs"])
+
+
+def test_every_inventory_host_is_up_with_host_and_cloud_labels():
+    expected = NODE_TARGETS | (FALCO_TARGETS if HAS_FALCO_FIXTURE else set())
+    got = wait_for(lambda: expected <= up_targets() and up_targets())
+    assert expected <= got, "missing: %s" % (expected - got)
+    every_target = {(r["metric"]["job"], r["metric"]["host"], r["metric"].get("cloud")) for r in query(CURRENT_UP)}
+    assert every_target == NODE_TARGETS | FALCO_TARGETS, "targets not generated from the inventory"
+
+
+def test_tls_exporter_is_scraped_over_verified_https_with_basic_auth():
+    targets = curl_json("http://localhost:9090/api/v1/targets")["data"]["activeTargets"]
+    fleet_b = [t for t in targets if t["labels"]["host"] == "mon-fleet-b" and t["labels"]["job"] == "node-exporter"]
+    assert [t["scrapeUrl"] for t in fleet_b] == ["https://mon-fleet-b:9100/metrics"]
+    assert fleet_b[0]["health"] == "up", fleet_b[0]["lastError"]
+    config_text = MON.file("/etc/prometheus/prometheus.yml").content_string
+    assert "insecure_skip_verify" not in config_text
+    assert "ca_file: /etc/prometheus/scrape-ca.crt" in config_text
+    assert "password_file: /etc/prometheus/scrape-password" in config_text
+    password = MON.file("/etc/prometheus/scrape-password")
+    assert password.mode == 0o640
+    assert (password.user, password.group) == ("root", "prometheus")
+    assert password.content_string not in config_text
+
+
+@needs_falco_fixture
+def test_falco_series_carry_the_inventory_host_name():
+    results = wait_for(lambda: query("falcosecurity_evt_hostname_info"))
+    assert {(r["metric"]["host"], r["metric"]["hostname"], r["metric"]["cloud"]) for r in results} == {
+        ("mon-fleet-a", "mon-fleet-a", "cloud-a"), ("mon-fleet-b", "mon-fleet-b", "cloud-b")}
+    legacy = wait_for(lambda: query("falco_events"))
+    assert {r["metric"]["host"] for r in legacy} == {"mon-fleet-b"}
+
+
+# --- Alert rules against the real Prometheus -------------------------------------------------------------------------
+
+SELECTOR = re.compile(r'(?<![\w"])(falcosecurity_\w+|falco_events|up)(?![\w(])\s*(\{[^}]*\})?')
+COMPARISON_TAIL = re.compile(r"^(?P<data>.*\S)\s*(>=|<=|==|!=|>|<)\s*[0-9.]+\s*$", re.S)
+ALERT_RULES = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_prometheus_loaded_every_shipped_rule_without_error():
+    groups = wait_for(lambda: curl_json("http://localhost:9090/api/v1/rules")["data"]["groups"])
+    loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(loaded) == {rule["alert"] for rule in ALERT_RULES}
+    assert all(rule["health"] == "ok" for rule in loaded.values()), loaded
+
+
+@needs_falco_fixture
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=lambda r: r["alert"])
+def test_rule_expression_runs_and_finds_the_fixture_series(rule):
+    expr = rule["expr"]
+    query(expr)  # runs without error
+    selectors = {m.group(1) + (m.group(2) or "") for m in SELECTOR.finditer(expr)}
+    assert selectors, expr
+    for selector in selectors:
+        assert wait_for(lambda: query(selector), timeout=60), "no fixture series for %s" % selector
+    tail = COMPARISON_TAIL.match(expr)
+    if tail:  # the expression before its threshold returns data for the fixture series
+        assert wait_for(lambda: query(tail.group("data")), timeout=60), tail.group("data")
+
+
+# --- Alertmanager and the webhook ------------------------------------------------------------------------------------
+
+def test_alertmanager_runs_with_a_checked_configuration():
+    assert MON.service("prometheus-alertmanager").is_running
+    assert MON.service("prometheus-alertmanager").is_enabled
+    config = MON.file("/etc/alertmanager/alertmanager.yml")
+    assert config.mode == 0o640
+    assert MON.run("amtool check-config /etc/alertmanager/alertmanager.yml").rc == 0
+    status = curl_json("http://localhost:9093/api/v2/status")
+    assert "fixture-webhook" in status["config"]["original"]
+
+
+@needs_falco_fixture
+def test_critical_falco_event_fires_and_reaches_the_webhook():
+    def firing():
+        alerts = curl_json("http://localhost:9090/api/v1/alerts")["data"]["alerts"]
+        return [a for a in alerts if a["labels"]["alertname"] == "FalcoCriticalEvent" and a["state"] == "firing"]
+    assert {a["labels"]["host"] for a in wait_for(firing)} == {"mon-fleet-a", "mon-fleet-b"}
+
+    def in_alertmanager():
+        return [a for a in curl_json("http://localhost:9093/api/v2/alerts")
+                if a["labels"]["alertname"] == "FalcoCriticalEvent"]
+    routed = wait_for(in_alertmanager)
+    assert routed and all(r["name"] == "fixture-webhook" for a in routed for r in a["receivers"])
+
+    def delivered():
+        out = MON.run("cat /var/lib/fixture-webhook/received.jsonl")
+        bodies = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        return [a for b in bodies for a in b["alerts"]
+                if a["labels"]["alertname"] == "FalcoCriticalEvent" and a["labels"]["host"] == "mon-fleet-a"]
+    received = wait_for(delivered)
+    assert received, "no FalcoCriticalEvent for mon-fleet-a reached the webhook"
+    # Labels of the rule, of the inventory (cloud) and of this Prometheus (external label monitor) all arrive.
+    wanted = {"cloud": "cloud-a", "severity": "critical", "priority": "2", "monitor": "fleetwatch-lab",
+              "rule_name": "Fixture critical: Read sensitive file untrusted"}
+    assert any(wanted.items() <= a["labels"].items() for a in received), received
+
+
+# --- Re-runs: check mode, adding a host, a configuration change, refusals --------------------------------------------
+
+def test_check_mode_on_the_converged_lab_reports_no_change():
+    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    assert rc == 0, output
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+
+
+def test_adding_a_host_to_the_inventory_adds_its_targets_without_a_restart(tmp_path):
+    pid, started = main_pid(), own_metric("process_start_time_seconds")
+    added = tmp_path / "added-host.yml"
+    added.write_text("all:\n  children:\n    falco:\n      hosts:\n        mon-spare:\n")
+    try:
+        # Only the monitoring host is in --limit: the new host's targets come from the inventory, not its facts.
+        rc, output, recap = run_playbook("converge.yml", "-i", str(added), "--limit", "mon-prom")
+        assert rc == 0, output
+        assert set(recap) == {"mon-prom"}
+        wanted = {("node-exporter", "mon-spare", "cloud-c")} | (
+            {("falco", "mon-spare", "cloud-c")} if HAS_FALCO_FIXTURE else set())
+        got = wait_for(lambda: wanted <= up_targets() and up_targets(), timeout=60)
+        assert wanted <= got, "mon-spare's targets did not come up"
+        assert main_pid() == pid
+        assert own_metric("process_start_time_seconds") == started
+    finally:
+        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        assert rc == 0, output
+    gone = wait_for(lambda: not any(t[1] == "mon-spare" for t in up_targets()), timeout=60)
+    assert gone, "mon-spare's targets stayed after it left the inventory"
+    assert main_pid() == pid
+
+
+def test_a_configuration_change_reloads_without_a_restart():
+    pid, reloaded = main_pid(), own_metric("prometheus_config_last_reload_success_timestamp_seconds")
+    time.sleep(1)
+    try:
+        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom",
+                                          "-e", '{"prometheus_external_labels": {"monitor": "fleetwatch-lab-changed"}}')
+        assert rc == 0, output
+        config = curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"]
+        assert "fleetwatch-lab-changed" in config
+        assert own_metric("prometheus_config_last_reload_successful") == 1
+        assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
+        assert main_pid() == pid
+    finally:
+        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        assert rc == 0, output
+
+
+def test_misspelled_variable_fails_with_a_suggestion():
+    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", "prometheus_retention_tme=30d")
+    assert rc != 0
+    assert "prometheus_retention_tme (did you mean prometheus_retention_time?)" in output
+    assert all(r["changed"] == 0 for r in recap.values()), output
+
+
+def test_exporter_with_basic_auth_needs_scrape_credentials():
+    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", '{"prometheus_scrape_basic_auth": {}}')
+    assert rc != 0
+    assert "mon-fleet-b ask for basic auth (node_exporter_basic_auth_users), so set prometheus_scrape_basic_auth" in output
+    assert recap["mon-prom"]["changed"] == 0
+    assert MON.file("/etc/prometheus/scrape-password").exists
+
+
+def test_agent_mode_without_remote_write_is_refused():
+    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", "prometheus_agent_mode=true")
+    assert rc != 0
+    assert "prometheus_agent_mode needs at least one prometheus_remote_write" in output
+    assert recap["mon-prom"]["changed"] == 0
+
+
+# --- Last: a restart keeps the data ------------------------------------------------------------------------------------
+
+def test_data_survives_a_restart():
+    before = float(query('count_over_time(up{job="prometheus"}[1h])')[0]["value"][1])
+    MON.check_output("systemctl restart prometheus")
+    ready = "curl -sf --max-time 5 http://localhost:9090/-/ready"
+    assert wait_for(lambda: MON.run(ready).rc == 0, timeout=60), "Prometheus not ready after the restart"
+    after = wait_for(lambda: query('count_over_time(up{job="prometheus"}[1h])'), timeout=60)
+    assert float(after[0]["value"][1]) >= before
+    storage = MON.file("/var/lib/prometheus/metrics2")
+    assert storage.user == "prometheus"
+    assert storage.mode == 0o750

@@ -1,0 +1,81 @@
+"""Role alertmanager: the configuration, flags and container definition its vars render, without a host."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "alertmanager"
+ANSIBLE = shutil.which("ansible-playbook")
+pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
+
+PLAYBOOK = textwrap.dedent("""\
+    - hosts: localhost
+      gather_facts: false
+      tasks:
+        - ansible.builtin.include_vars: {file: "%(role)s/defaults/main.yml"}
+        - ansible.builtin.include_vars: {file: "%(role)s/vars/Debian.yml"}
+        - ansible.builtin.include_vars: {file: "%(role)s/vars/main.yml"}
+        - ansible.builtin.copy:
+            dest: "{{ out }}"
+            content: "{{ {'config': __alertmanager_config, 'args': __alertmanager_args,
+                          'volumes': __alertmanager_container_volumes, 'image': __alertmanager_container_image_ref,
+                          'amtool': __alertmanager_amtool_cmd} | to_json }}"
+            mode: "0600"
+    """) % {"role": ROLE}
+
+
+def render(tmp_path, **extra_vars):
+    (tmp_path / "render.yml").write_text(PLAYBOOK)
+    out = tmp_path / "out.json"
+    extra = dict({"out": str(out), "ansible_python_interpreter": sys.executable}, **extra_vars)
+    proc = subprocess.run([ANSIBLE, "-i", "localhost,", "-c", "local", str(tmp_path / "render.yml"), "-e", json.dumps(extra)],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_defaults_drop_alerts_into_a_null_receiver(tmp_path):
+    rendered = render(tmp_path)
+    assert rendered["config"]["route"]["receiver"] == "null"
+    assert rendered["config"]["route"]["group_by"] == ["alertname", "host"]
+    assert rendered["config"]["route"]["routes"] == []
+    assert rendered["config"]["receivers"] == [{"name": "null"}]
+    assert "--cluster.listen-address=" in rendered["args"]
+    assert rendered["amtool"] == "/usr/bin/amtool check-config %s"
+
+
+def test_routes_by_host_then_severity_to_receivers_given_as_data(tmp_path):
+    receivers = [{"name": "oncall", "webhook_configs": [{"url": "https://hooks.example/a"}]},
+                 {"name": "mail", "email_configs": [{"to": "secops@example.com"}]},
+                 {"name": "chat", "slack_configs": [{"api_url": "https://slack.example/x", "channel": "#falco"}]}]
+    rendered = render(tmp_path, alertmanager_receivers=receivers, alertmanager_default_receiver="chat",
+                      alertmanager_severity_receivers={"critical": "oncall", "warning": "chat"},
+                      alertmanager_host_receivers={"db-1": "mail"},
+                      alertmanager_global={"smtp_smarthost": "mail.example.com:587"})
+    config = rendered["config"]
+    assert config["global"] == {"smtp_smarthost": "mail.example.com:587"}
+    assert config["receivers"] == receivers
+    assert config["route"]["receiver"] == "chat"
+    assert config["route"]["routes"] == [
+        {"receiver": "mail", "matchers": ['host="db-1"'], "continue": True},
+        {"receiver": "oncall", "matchers": ['severity="critical"']},
+        {"receiver": "chat", "matchers": ['severity="warning"']},
+    ]
+
+
+def test_cluster_and_container_definition(tmp_path):
+    rendered = render(tmp_path, alertmanager_mode="container", alertmanager_cluster_peers=["am-2:9094"],
+                      alertmanager_container_engine="docker")
+    assert "--cluster.peer=am-2:9094" in rendered["args"]
+    assert not any(a.startswith("--cluster.listen-address") for a in rendered["args"])
+    assert rendered["image"] == "docker.io/prom/alertmanager:v0.28.1"
+    assert rendered["volumes"] == ["/etc/alertmanager:/etc/alertmanager:ro",
+                                   "/var/lib/prometheus/alertmanager:/var/lib/prometheus/alertmanager"]
+    assert rendered["amtool"].startswith("docker -H unix:///var/run/docker.sock run --rm --network none")
+    assert rendered["amtool"].endswith("check-config /tmp/candidate.yml")
+    assert rendered["amtool"].count("%s") == 1

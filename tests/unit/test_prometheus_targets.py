@@ -1,0 +1,161 @@
+"""Role prometheus: what its vars render from an inventory, without a host (targets, labels, config, args, container).
+
+Runs ansible-playbook on the controller with a local connection: the role's defaults and vars/main.yml are loaded
+and the rendered values are written to a JSON file, as the role's tasks would see them.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "prometheus"
+ANSIBLE = shutil.which("ansible-playbook")
+pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
+
+INVENTORY = textwrap.dedent("""\
+    all:
+      vars:
+        ansible_connection: local
+      children:
+        monitoring:
+          hosts:
+            mon: {cloud: onprem, site: hq}
+        falco:
+          hosts:
+            new-agent: {cloud: aws, env: prod, ansible_host: 10.0.0.5}
+            tls-agent:
+              cloud: gcp
+              falco_version: "0.43.0"
+              falco_grpc_enabled: true
+              node_exporter_tls_enabled: true
+              node_exporter_basic_auth_users: {prometheus: secret}
+              node_exporter_web_listen_address: "0.0.0.0:9111"
+            old-agent: {falco_version: "0.31.1", falco_grpc_enabled: true, falco_exporter_listen_address: ":9400"}
+            quiet-agent: {falco_version: "0.40.0", falco_metrics_enabled: false}
+        docker_hosts:
+          hosts:
+            new-agent:
+        sidekick:
+          hosts:
+            mon:
+    """)
+
+PLAYBOOK = textwrap.dedent("""\
+    - hosts: mon
+      gather_facts: false
+      tasks:
+        - ansible.builtin.include_vars: {file: "%(role)s/defaults/main.yml"}
+        - ansible.builtin.include_vars: {file: "%(role)s/vars/Debian.yml"}
+        - ansible.builtin.include_vars: {file: "%(role)s/vars/main.yml"}
+        - ansible.builtin.copy:
+            dest: "{{ out }}"
+            content: "{{ {'targets': __prometheus_targets, 'config': __prometheus_config, 'args': __prometheus_args,
+                          'volumes': __prometheus_container_volumes, 'image': __prometheus_container_image_ref,
+                          'promtool': __prometheus_promtool_cmd, 'basic_auth_hosts': __prometheus_basic_auth_hosts}
+                         | to_json }}"
+            mode: "0600"
+    """) % {"role": ROLE}
+
+
+def render(tmp_path, **extra_vars):
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    (tmp_path / "render.yml").write_text(PLAYBOOK)
+    out = tmp_path / "out.json"
+    # include_vars outranks inventory variables but not extra vars: role variables under test go in as extra vars.
+    extra = dict({"out": str(out), "ansible_python_interpreter": sys.executable,
+                  "prometheus_docker_groups": ["docker_hosts"], "prometheus_falcosidekick_groups": ["sidekick"]},
+                 **extra_vars)
+    proc = subprocess.run([ANSIBLE, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml"),
+                           "-e", json.dumps(extra)], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def by_host(groups):
+    return {g["labels"]["host"]: (g["targets"], g["labels"]) for g in groups}
+
+
+def test_targets_come_from_the_inventory_per_job(tmp_path):
+    targets = render(tmp_path)["targets"]
+    assert by_host(targets["node-exporter"]) == {
+        "mon": (["mon:9100"], {"host": "mon", "cloud": "onprem", "site": "hq"}),
+        "new-agent": (["new-agent:9100"], {"host": "new-agent", "cloud": "aws", "env": "prod"}),
+        "old-agent": (["old-agent:9100"], {"host": "old-agent"}),
+        "quiet-agent": (["quiet-agent:9100"], {"host": "quiet-agent"}),
+    }
+    assert by_host(targets["node-exporter-tls"]) == {"tls-agent": (["tls-agent:9111"], {"host": "tls-agent", "cloud": "gcp"})}
+    # Native metrics from 0.39 on unless switched off; falco-exporter where gRPC is on and Falco is older than 0.44.
+    assert sorted(by_host(targets["falco"])) == ["new-agent", "tls-agent"]
+    assert by_host(targets["falco"])["new-agent"][0] == ["new-agent:8765"]
+    assert {h: t for h, (t, _labels) in by_host(targets["falco-exporter"]).items()} == {
+        "tls-agent": ["tls-agent:9376"], "old-agent": ["old-agent:9400"]}
+    assert by_host(targets["docker-exporter"])["new-agent"][0] == ["new-agent:9323"]
+    assert by_host(targets["falcosidekick"])["mon"][0] == ["mon:2801"]
+
+
+def test_address_variable_and_label_variables(tmp_path):
+    rendered = render(tmp_path, prometheus_target_address_var="ansible_host", prometheus_target_label_vars=["env"])
+    node = by_host(rendered["targets"]["node-exporter"])
+    assert node["new-agent"] == (["10.0.0.5:9100"], {"host": "new-agent", "env": "prod"})
+    assert node["mon"] == (["mon:9100"], {"host": "mon"})  # no ansible_host: the inventory name
+
+
+def test_tls_job_verifies_certificates_and_reads_the_password_from_a_file(tmp_path):
+    rendered = render(tmp_path, prometheus_scrape_ca_cert="PEM",
+                      prometheus_scrape_basic_auth={"username": "prometheus", "password": "secret"})
+    jobs = {j["job_name"]: j for j in rendered["config"]["scrape_configs"]}
+    tls = jobs["node-exporter-tls"]
+    assert tls["scheme"] == "https"
+    assert tls["tls_config"] == {"ca_file": "/etc/prometheus/scrape-ca.crt"}
+    assert tls["basic_auth"] == {"username": "prometheus", "password_file": "/etc/prometheus/scrape-password"}
+    assert tls["relabel_configs"] == [{"target_label": "job", "replacement": "node-exporter"}]
+    assert "secret" not in json.dumps(rendered["config"])
+    assert "insecure_skip_verify" not in json.dumps(rendered["config"])
+    assert rendered["basic_auth_hosts"] == ["tls-agent"]
+    assert jobs["prometheus"]["static_configs"][0]["labels"] == {"host": "mon", "cloud": "onprem", "site": "hq"}
+
+
+def test_tutorial_globals_are_variables(tmp_path):
+    rendered = render(tmp_path)
+    assert rendered["config"]["global"] == {"scrape_interval": "30s", "evaluation_interval": "30s",
+                                            "scrape_timeout": "10s", "external_labels": {"monitor": "fleetwatch"}}
+    assert rendered["config"]["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    assert "alerting" not in rendered["config"]
+    rendered = render(tmp_path, prometheus_scrape_interval="15s", prometheus_alertmanagers=["mon:9093"],
+                      prometheus_retention_time="90d", prometheus_retention_size="50GB",
+                      prometheus_storage_path="/srv/prometheus")
+    assert rendered["config"]["global"]["scrape_interval"] == "15s"
+    assert rendered["config"]["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["mon:9093"]}]}]}
+    assert {"--storage.tsdb.path=/srv/prometheus", "--storage.tsdb.retention.time=90d",
+            "--storage.tsdb.retention.size=50GB"} <= set(rendered["args"])
+
+
+def test_remote_write_and_agent_mode(tmp_path):
+    remote = [{"url": "https://mimir.example/api/v1/push", "basic_auth": {"username": "site-a"}}]
+    rendered = render(tmp_path, prometheus_remote_write=remote, prometheus_agent_mode=True)
+    assert rendered["config"]["remote_write"] == remote
+    assert "rule_files" not in rendered["config"] and "evaluation_interval" not in rendered["config"]["global"]
+    assert "--enable-feature=agent" in rendered["args"]  # Debian's Prometheus 2.x
+    assert "--storage.agent.path=/var/lib/prometheus/metrics2" in rendered["args"]
+    assert not any(a.startswith("--storage.tsdb") for a in rendered["args"])
+    rendered = render(tmp_path, prometheus_remote_write=remote, prometheus_agent_mode=True, prometheus_mode="container")
+    assert "--agent" in rendered["args"]  # Prometheus 3 in the pinned image
+
+
+def test_container_definition(tmp_path):
+    rendered = render(tmp_path, prometheus_mode="container",
+                      prometheus_container_digest="sha256:" + "a" * 64)
+    assert rendered["image"] == "docker.io/prom/prometheus:v3.5.0@sha256:" + "a" * 64
+    # Configuration read-only at the same path; the database on a host directory, so it outlives the container.
+    assert rendered["volumes"] == ["/etc/prometheus:/etc/prometheus:ro",
+                                   "/var/lib/prometheus/metrics2:/var/lib/prometheus/metrics2"]
+    assert rendered["args"][:2] == ["--config.file=/etc/prometheus/prometheus.yml", "--web.listen-address=0.0.0.0:9090"]
+    # validate: the image's promtool, as root to read the 0600 candidate, with exactly one %s (Ansible substitutes once).
+    assert rendered["promtool"].startswith("podman run --rm --network none --user 0 --entrypoint /bin/promtool")
+    assert rendered["promtool"].count("%s") == 1
