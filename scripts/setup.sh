@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 APT_PACKAGES=(podman runc crun fuse-overlayfs netavark aardvark-dns slirp4netns debootstrap iptables uidmap
-  prometheus prometheus-alertmanager prometheus-node-exporter jq curl git rsync openssl python3-venv shellcheck)
+  prometheus prometheus-alertmanager prometheus-node-exporter jq curl git rsync openssl python3-venv shellcheck
+  dpkg-dev gnupg)
 
 missing_packages() {
   local p
