@@ -1,5 +1,8 @@
 """Falco 0.31.1 (package file) and 0.44.1 (signed repository) from TEST FIXTURE packages.
 
+The last tests move falco-current to 0.43.1 and back to 0.44.1 with falco_version (the repository holds both);
+they run last (pytest keeps file order) and leave the host on 0.44.1 with the scenario's configuration.
+
 The fixture's falco binary records every call in /var/log/falco-fixture/calls.jsonl and its running state (options,
 FALCO_HOSTNAME, loaded files, merged configuration) in /run/falco-fixture-state.json; what it cannot show (driver
 loading, kernel events) is listed in docs/falco.md.
@@ -25,6 +28,7 @@ RULES = {
     "falco-current": ["fleetwatch-100-incubating.yaml", "fleetwatch-101-sandbox.yaml", "fleetwatch-500-local.yaml",
                       "fleetwatch-600-exceptions.yaml"],
 }
+POSTINST_LOG = "/var/log/falco-fixture-postinst.log"
 BAD_RULE = json.dumps({"falco_local_rules": [{"rule": "No such rule anywhere", "condition": "and proc.name = x",
                                               "override": {"condition": "append"}}]})
 
@@ -39,6 +43,23 @@ def state(name):
 
 def calls(name):
     return [json.loads(line) for line in host(name).file("/var/log/falco-fixture/calls.jsonl").content_string.splitlines()]
+
+
+def postinst_runs(name):
+    """One line per run of the package's postinst: the unattended variables it saw."""
+    return host(name).file(POSTINST_LOG).content_string.splitlines()
+
+
+def dry_run_loads(dropins):
+    """What falco --dry-run loads for falco-current: the staged validation config, the package's drop-in and our
+    staged drop-ins, in file-name order (Falco's config.d order)."""
+    staged = ["/var/lib/fleetwatch/falco/staging/config.d/fleetwatch-%s.yaml" % d for d in dropins]
+    return ["/var/lib/fleetwatch/falco/staging/validate.yaml"] + sorted(
+        ["/etc/falco/config.d/falco.container_plugin.yaml"] + staged, key=lambda p: p.rsplit("/", 1)[1])
+
+
+def installed_version(name):
+    return host(name).check_output("dpkg-query -W -f='${Version}' falco")
 
 
 def snapshot(name):
@@ -72,8 +93,8 @@ def test_current_runs_the_modern_bpf_unit_as_falco_service():
 
 @pytest.mark.parametrize("name,choice", [("falco-legacy", "none"), ("falco-current", "modern_ebpf")])
 def test_package_scripts_ran_unattended(name, choice):
-    log = host(name).file("/var/log/falco-fixture-postinst.log").content_string
-    assert log.splitlines() and all(line == "driver choice: %s falcoctl: no" % choice for line in log.splitlines())
+    lines = postinst_runs(name)
+    assert lines and all(line == "driver choice: %s falcoctl: no" % choice for line in lines)
 
 
 def test_repository_key_is_pinned_and_scoped():
@@ -146,6 +167,8 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
     assert bool(dry_runs) == (name == "falco-current")
     if dry_runs:
         assert dry_runs[0]["time"] < live_since
+        # The dry-run checked the staged drop-ins, not only the packaged falco.yaml.
+        assert dry_runs[0]["loaded"] == dry_run_loads(["metrics", "outputs", "rules"])
 
 
 def test_check_mode_on_converged_hosts_reports_no_change():
@@ -197,3 +220,100 @@ def test_the_declared_state_comes_back():
     for name in HOSTS:
         assert sorted(host(name).check_output("ls /etc/falco/rules.d").split()) == RULES[name]
         assert recap[name]["changed"] > 0
+
+
+def assert_runs_modern_bpf(name, version):
+    """The one driver unit runs the installed version with the role's configuration."""
+    h = host(name)
+    assert installed_version(name) == version
+    assert "Falco version: %s" % version in h.check_output("falco --version")
+    assert h.service("falco-modern-bpf").is_running and h.service("falco-modern-bpf").is_enabled
+    assert h.check_output("systemctl is-enabled falco.service") == "alias"
+    for other in ("falco-kmod", "falco-custom", "falco-bpf"):
+        assert not h.service(other).is_running and not h.service(other).is_enabled
+    assert h.check_output("systemctl is-enabled falcoctl-artifact-follow.service || true") == "masked"
+    s = state(name)
+    assert s["pid"] == int(h.check_output("systemctl show -P MainPID falco-modern-bpf.service"))
+    assert s["options"] == ["engine.kind=modern_ebpf"] and s["FALCO_HOSTNAME"] == name
+    assert s["config"]["metrics"]["enabled"] is True and s["config"]["webserver"]["prometheus_metrics_enabled"] is True
+    # Metrics keys follow the installed release: kernel_iter_event_counters_enabled is 0.44's.
+    assert ("kernel_iter_event_counters_enabled" in s["config"]["metrics"]) == (version == "0.44.1")
+    assert sorted(h.check_output("ls /etc/falco/rules.d").split()) == RULES[name]
+    if UPSTREAM.is_dir():
+        packaged = hashlib.sha256((UPSTREAM / ("falco-%s_falco.yaml" % version)).read_bytes()).hexdigest()
+        assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
+    return s
+
+
+def test_a_lower_falco_version_downgrades_and_then_stays():
+    name = "falco-current"
+    h = host(name)
+    runs = len(postinst_runs(name))
+    logged = len(calls(name))
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1")
+    assert rc == 0, output
+    assert set(recap) == {name} and recap[name]["changed"] > 0, output
+    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
+    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
+    # The package scripts ran once more and got the driver choice again.
+    assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
+    # 0.43.x still ships falco-bpf.service; the role keeps it stopped and disabled.
+    assert h.file("/usr/lib/systemd/system/falco-bpf.service").exists
+    s = assert_runs_modern_bpf(name, "0.43.1")
+    # The packaged 0.43.1 falco.yaml still has gRPC (off unless asked for); the dry-run used that file.
+    assert s["config"]["grpc"]["enabled"] is False and s["config"]["grpc_output"] == {"enabled": False}
+    assert not h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
+    pid = s["pid"]
+
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1")
+    assert rc == 0, output
+    assert recap[name]["changed"] == 0, output
+    assert installed_version(name) == "0.43.1"
+    assert len(postinst_runs(name)) == runs + 1
+    assert state(name)["pid"] == pid
+
+
+def test_grpc_on_0_43_renders_a_valid_dropin():
+    name = "falco-current"
+    h = host(name)
+    assert installed_version(name) == "0.43.1", "needs the downgrade of the test before"
+    runs = len(postinst_runs(name))
+    logged = len(calls(name))
+    # JSON keeps the boolean a boolean (key=value extra vars are strings).
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e",
+                                     json.dumps({"falco_version": "0.43.1", "falco_grpc_enabled": True}))
+    assert rc == 0, output
+    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
+    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["grpc", "metrics", "outputs", "rules"])]
+    assert len(postinst_runs(name)) == runs
+    s = state(name)
+    assert s["reloads"] >= 1
+    assert "/etc/falco/config.d/fleetwatch-grpc.yaml" in s["loaded"]
+    assert s["config"]["grpc"] == {"enabled": True, "bind_address": "unix:///run/falco/falco.sock", "threadiness": 0}
+    assert s["config"]["grpc_output"] == {"enabled": True}
+    assert h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
+
+
+def test_the_scenario_version_upgrades_it_back():
+    name = "falco-current"
+    h = host(name)
+    runs = len(postinst_runs(name))
+    logged = len(calls(name))
+    rc, output, recap = run_playbook("converge.yml", "--limit", name)
+    assert rc == 0, output
+    assert set(recap) == {name} and recap[name]["changed"] > 0, output
+    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
+    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
+    assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
+    # 0.44 dropped falco-bpf.service and gRPC: the unit file went with the package, the gRPC drop-in with the role.
+    assert not h.file("/usr/lib/systemd/system/falco-bpf.service").exists
+    assert not h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
+    s = assert_runs_modern_bpf(name, VERSIONS[name])
+    assert "grpc" not in s["config"] and "grpc_output" not in s["config"]
+    assert s["loaded"] == ["/etc/falco/falco.yaml", "/etc/falco/config.d/falco.container_plugin.yaml",
+                           "/etc/falco/config.d/fleetwatch-metrics.yaml", "/etc/falco/config.d/fleetwatch-outputs.yaml",
+                           "/etc/falco/config.d/fleetwatch-rules.yaml"]
+
+    rc, output, recap = run_playbook("converge.yml", "--limit", name)
+    assert rc == 0, output
+    assert recap[name]["changed"] == 0, output
