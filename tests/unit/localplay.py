@@ -33,3 +33,30 @@ def ansible_playbook(tmp_path, play, extra_vars, *args):
     match = RECAP.search(output)
     recap = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()))) if match else {}
     return proc.returncode, output, recap
+
+
+def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost"):
+    """Load a role's defaults, vars/Debian.yml and vars/main.yml as its tasks see them; return {key: value of var}.
+
+    ``names`` maps each returned key to a variable of the role. Role variables under test go in as extra vars,
+    since include_vars outranks the inventory.
+    """
+    role_dir = REPO / "roles" / role
+    out = tmp_path / "out.json"
+    listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
+    tasks = [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
+             for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml")]
+    tasks.append({"ansible.builtin.copy": {"dest": str(out), "mode": "0600",
+                                           "content": "{{ {%s} | to_json }}" % listing}})
+    (tmp_path / "render.yml").write_text(yaml.safe_dump([{"hosts": host, "gather_facts": False, "tasks": tasks}]))
+    if inventory is None:
+        source = ["-i", "localhost,", "-c", "local"]
+    else:
+        (tmp_path / "inventory.yml").write_text(inventory)
+        source = ["-i", str(tmp_path / "inventory.yml")]
+    variables = dict({"ansible_python_interpreter": sys.executable}, **extra_vars)
+    proc = subprocess.run(["ansible-playbook", *source, str(tmp_path / "render.yml"),
+                           "-e", json.dumps(variables)], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())

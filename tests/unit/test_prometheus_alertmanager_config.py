@@ -1,42 +1,21 @@
 """Role alertmanager: the configuration, flags and container definition its vars render, without a host."""
 
-import json
 import shutil
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "alertmanager"
+from localplay import render_role_vars
+
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
 
-PLAYBOOK = textwrap.dedent("""\
-    - hosts: localhost
-      gather_facts: false
-      tasks:
-        - ansible.builtin.include_vars: {file: "%(role)s/defaults/main.yml"}
-        - ansible.builtin.include_vars: {file: "%(role)s/vars/Debian.yml"}
-        - ansible.builtin.include_vars: {file: "%(role)s/vars/main.yml"}
-        - ansible.builtin.copy:
-            dest: "{{ out }}"
-            content: "{{ {'config': __alertmanager_config, 'args': __alertmanager_args,
-                          'volumes': __alertmanager_container_volumes, 'image': __alertmanager_container_image_ref,
-                          'amtool': __alertmanager_amtool_cmd} | to_json }}"
-            mode: "0600"
-    """) % {"role": ROLE}
+RENDERED = {"config": "__alertmanager_config", "args": "__alertmanager_args",
+            "volumes": "__alertmanager_container_volumes", "image": "__alertmanager_container_image_ref",
+            "amtool": "__alertmanager_amtool_cmd"}
 
 
 def render(tmp_path, **extra_vars):
-    (tmp_path / "render.yml").write_text(PLAYBOOK)
-    out = tmp_path / "out.json"
-    extra = dict({"out": str(out), "ansible_python_interpreter": sys.executable}, **extra_vars)
-    proc = subprocess.run([ANSIBLE, "-i", "localhost,", "-c", "local", str(tmp_path / "render.yml"), "-e", json.dumps(extra)],
-                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    return render_role_vars(tmp_path, "alertmanager", RENDERED, extra_vars)
 
 
 def test_defaults_drop_alerts_into_a_null_receiver(tmp_path):

@@ -6,14 +6,12 @@ and the rendered values are written to a JSON file, as the role's tasks would se
 
 import json
 import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "prometheus"
+from localplay import render_role_vars
+
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
 
@@ -45,36 +43,15 @@ INVENTORY = textwrap.dedent("""\
             mon:
     """)
 
-PLAYBOOK = textwrap.dedent("""\
-    - hosts: mon
-      gather_facts: false
-      tasks:
-        - ansible.builtin.include_vars: {file: "%(role)s/defaults/main.yml"}
-        - ansible.builtin.include_vars: {file: "%(role)s/vars/Debian.yml"}
-        - ansible.builtin.include_vars: {file: "%(role)s/vars/main.yml"}
-        - ansible.builtin.copy:
-            dest: "{{ out }}"
-            content: "{{ {'targets': __prometheus_targets, 'config': __prometheus_config, 'args': __prometheus_args,
-                          'volumes': __prometheus_container_volumes, 'image': __prometheus_container_image_ref,
-                          'promtool': __prometheus_promtool_cmd, 'basic_auth_hosts': __prometheus_basic_auth_hosts}
-                         | to_json }}"
-            mode: "0600"
-    """) % {"role": ROLE}
+RENDERED = {"targets": "__prometheus_targets", "config": "__prometheus_config", "args": "__prometheus_args",
+            "volumes": "__prometheus_container_volumes", "image": "__prometheus_container_image_ref",
+            "promtool": "__prometheus_promtool_cmd", "basic_auth_hosts": "__prometheus_basic_auth_hosts"}
 
 
 def render(tmp_path, **extra_vars):
-    (tmp_path / "inventory.yml").write_text(INVENTORY)
-    (tmp_path / "render.yml").write_text(PLAYBOOK)
-    out = tmp_path / "out.json"
-    # include_vars outranks inventory variables but not extra vars: role variables under test go in as extra vars.
-    extra = dict({"out": str(out), "ansible_python_interpreter": sys.executable,
-                  "prometheus_docker_groups": ["docker_hosts"], "prometheus_falcosidekick_groups": ["sidekick"]},
+    extra = dict({"prometheus_docker_groups": ["docker_hosts"], "prometheus_falcosidekick_groups": ["sidekick"]},
                  **extra_vars)
-    proc = subprocess.run([ANSIBLE, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "render.yml"),
-                           "-e", json.dumps(extra)], capture_output=True, text=True, timeout=300, check=False,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    return render_role_vars(tmp_path, "prometheus", RENDERED, extra, inventory=INVENTORY, host="mon")
 
 
 def by_host(groups):
