@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetwatch engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scrape targets for every inventory host, in one pass over hostvars."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.compat.version import LooseVersion
+from ansible.module_utils.parsing.convert_bool import boolean
+
+DOCUMENTATION = r"""
+name: prometheus_targets
+short_description: Build Prometheus file_sd target groups and host labels from the inventory
+version_added: 0.1.0
+description:
+  - Reads each target host's variables once (the expensive part of a big inventory is computing a host's variables),
+    so the cost grows linearly with the fleet. Values a host leaves unset come from O(defaults), the other roles'
+    defaults, which are not in hostvars.
+  - Booleans are read the way Ansible reads them, so C(-e falco_grpc_enabled=false) means false.
+options:
+  _input:
+    description: C(hostvars).
+    type: raw
+    required: true
+  job_hosts:
+    description: Inventory hosts per kind of target; keys C(node-exporter), C(falco) (native metrics and the
+      falco-exporter path), C(docker-exporter), C(falcosidekick).
+    type: dict
+    required: true
+  defaults:
+    description: Values for host variables a host leaves unset.
+    type: dict
+    required: true
+  label_vars:
+    description: Host variables copied into target labels where a host sets them.
+    type: list
+    elements: str
+    required: true
+  address_var:
+    description: Host variable holding the address to scrape; empty, or unset on a host, means the inventory name.
+      A host that sets it to an empty value is reported in C(missing_address).
+    type: str
+    default: ""
+  self_host:
+    description: The Prometheus host; it gets labels even when it is no target.
+    type: str
+    default: ""
+  native_min_version:
+    description: First Falco version with native Prometheus metrics.
+    type: str
+    default: 0.39.0
+  grpc_removed_version:
+    description: First Falco version without gRPC (no falco-exporter).
+    type: str
+    default: 0.44.0
+"""
+
+EXAMPLES = r"""
+- name: Compute the targets once
+  ansible.builtin.set_fact:
+    scrape: >-
+      {{ hostvars | fleetwatch.falco_stack.prometheus_targets(
+           job_hosts={'node-exporter': groups['falco'], 'falco': groups['falco']},
+           defaults={'falco_version': '0.44.1'}, label_vars=['cloud']) }}
+"""
+
+RETURN = r"""
+_value:
+  description: C(jobs) (job name to a list of C({targets, labels}) groups, one per host, for the jobs node-exporter,
+    node-exporter-tls, falco, falco-exporter, docker-exporter and falcosidekick), C(labels) (host to its labels),
+    C(basic_auth_hosts) (node_exporter hosts that ask for basic auth) and C(missing_address) (target hosts whose
+    address variable is empty).
+  type: dict
+"""
+
+JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-exporter", "docker-exporter", "falcosidekick")
+
+
+def _port(listen_address):
+    return to_text(listen_address).rsplit(":", 1)[-1]
+
+
+class _Host:
+    """One host's variables, read once, with the other roles' defaults behind them."""
+
+    def __init__(self, hostvars, name, defaults):
+        try:
+            self.vars = hostvars[name]
+        except KeyError:
+            raise AnsibleFilterError("prometheus_targets: %s is in a target group but not in the inventory" % name)
+        self.name = name
+        self.defaults = defaults
+
+    def get(self, key):
+        if key in self.vars:
+            value = self.vars[key]
+            if value is not None:
+                return value
+        return self.defaults.get(key)
+
+    def flag(self, key):
+        try:
+            return boolean(self.get(key), strict=True)
+        except TypeError:
+            raise AnsibleFilterError("%s: %s must be true or false, got %r" % (self.name, key, self.get(key)))
+
+
+def _version_at_least(version, minimum):
+    try:
+        return LooseVersion(to_text(version)) >= LooseVersion(minimum)
+    except TypeError:
+        raise AnsibleFilterError("falco_version %r is not a version such as 0.44.1" % (version,))
+
+
+def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var="", self_host="",
+                       native_min_version="0.39.0", grpc_removed_version="0.44.0"):
+    hosts = {}
+    order = []
+    for kind in ("node-exporter", "falco", "docker-exporter", "falcosidekick"):
+        for name in job_hosts.get(kind) or []:
+            if name not in hosts:
+                hosts[name] = _Host(hostvars, name, defaults)
+                order.append(name)
+    if self_host and self_host not in hosts:
+        hosts[self_host] = _Host(hostvars, self_host, defaults)
+        order.append(self_host)
+
+    labels = {}
+    for name in order:
+        host_labels = {"host": name}
+        for var in label_vars:
+            if var in hosts[name].vars and hosts[name].vars[var] is not None:
+                host_labels[var] = to_text(hosts[name].vars[var])
+        labels[name] = host_labels
+
+    missing_address = []
+
+    def group(host, port):
+        address = host.name
+        if address_var and address_var in host.vars:
+            address = to_text(host.vars[address_var] or "")
+            if not address:
+                missing_address.append(host.name)
+        return {"targets": ["%s:%s" % (address, port)], "labels": labels[host.name]}
+
+    jobs = dict((job, []) for job in JOBS)
+    basic_auth_hosts = []
+    seen = set()
+    for name in job_hosts.get("node-exporter") or []:
+        if name in seen:
+            continue
+        seen.add(name)
+        host = hosts[name]
+        job = "node-exporter-tls" if host.flag("node_exporter_tls_enabled") else "node-exporter"
+        jobs[job].append(group(host, _port(host.get("node_exporter_web_listen_address"))))
+        if host.get("node_exporter_basic_auth_users"):
+            basic_auth_hosts.append(name)
+    seen = set()
+    for name in job_hosts.get("falco") or []:
+        if name in seen:
+            continue
+        seen.add(name)
+        host = hosts[name]
+        version = host.get("falco_version")
+        if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
+            jobs["falco"].append(group(host, host.get("falco_metrics_port")))
+        if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
+            jobs["falco-exporter"].append(group(host, _port(host.get("falco_exporter_listen_address"))))
+    for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
+        seen = set()
+        for name in job_hosts.get(kind) or []:
+            if name not in seen:
+                seen.add(name)
+                jobs[kind].append(group(hosts[name], hosts[name].get(port_var)))
+    return {"jobs": jobs, "labels": labels, "basic_auth_hosts": basic_auth_hosts,
+            "missing_address": sorted(set(missing_address))}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"prometheus_targets": prometheus_targets}

@@ -1,0 +1,100 @@
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleetwatch.falco_stack.plugins.filter.prometheus_targets import FilterModule, prometheus_targets
+
+DEFAULTS = {"node_exporter_web_listen_address": "0.0.0.0:9100", "node_exporter_tls_enabled": False,
+            "node_exporter_basic_auth_users": {}, "falco_version": "0.44.1", "falco_metrics_enabled": True,
+            "falco_metrics_port": 8765, "falco_grpc_enabled": False, "falco_exporter_listen_address": ":9376",
+            "docker_metrics_port": 9323, "falcosidekick_listen_port": 2801}
+
+
+class CountingHostvars(dict):
+    """hostvars stand-in that counts how often a host's variables are computed (the costly step in Ansible)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookups = 0
+
+    def __getitem__(self, name):
+        self.lookups += 1
+        return super().__getitem__(name)
+
+
+def targets(hostvars, **kwargs):
+    options = dict(job_hosts={"node-exporter": list(hostvars), "falco": list(hostvars)}, defaults=DEFAULTS,
+                   label_vars=["cloud", "site"])
+    options.update(kwargs)
+    return prometheus_targets(hostvars, **options)
+
+
+def hosts_of(groups):
+    return [g["labels"]["host"] for g in groups]
+
+
+def test_each_host_gets_host_and_label_vars_it_sets():
+    result = targets({"a": {"cloud": "aws", "site": 3}, "b": {"cloud": "gcp", "site": None}})
+    assert result["labels"] == {"a": {"host": "a", "cloud": "aws", "site": "3"}, "b": {"host": "b", "cloud": "gcp"}}
+    assert result["jobs"]["node-exporter"] == [{"targets": ["a:9100"], "labels": result["labels"]["a"]},
+                                               {"targets": ["b:9100"], "labels": result["labels"]["b"]}]
+
+
+def test_falco_generations_pick_native_metrics_or_falco_exporter():
+    result = targets({"new": {}, "mid": {"falco_version": "0.43.0", "falco_grpc_enabled": True},
+                      "old": {"falco_version": "0.31.1", "falco_grpc_enabled": True,
+                              "falco_exporter_listen_address": "127.0.0.1:9400"},
+                      "quiet": {"falco_version": "0.40.0", "falco_metrics_enabled": False},
+                      "grpc-on-044": {"falco_version": "0.44.1", "falco_grpc_enabled": True}})
+    assert hosts_of(result["jobs"]["falco"]) == ["new", "mid", "grpc-on-044"]
+    assert hosts_of(result["jobs"]["falco-exporter"]) == ["mid", "old"]
+    assert result["jobs"]["falco-exporter"][1]["targets"] == ["old:9400"]
+
+
+def test_booleans_given_as_strings_read_as_ansible_reads_them():
+    result = targets({"a": {"node_exporter_tls_enabled": "false", "falco_metrics_enabled": "no"},
+                      "b": {"node_exporter_tls_enabled": "True", "falco_version": "0.43.1", "falco_grpc_enabled": "yes"}})
+    assert hosts_of(result["jobs"]["node-exporter"]) == ["a"]
+    assert hosts_of(result["jobs"]["node-exporter-tls"]) == ["b"]
+    assert hosts_of(result["jobs"]["falco"]) == ["b"]
+    assert hosts_of(result["jobs"]["falco-exporter"]) == ["b"]
+
+
+def test_a_non_boolean_names_the_host_and_variable():
+    with pytest.raises(AnsibleFilterError, match="b: node_exporter_tls_enabled must be true or false"):
+        targets({"a": {}, "b": {"node_exporter_tls_enabled": "sometimes"}})
+
+
+def test_address_variable_falls_back_to_the_name_and_reports_empty_values():
+    result = targets({"a": {"ansible_host": "10.0.0.5"}, "b": {}, "c": {"ansible_host": ""}}, address_var="ansible_host")
+    assert [g["targets"] for g in result["jobs"]["node-exporter"]] == [["10.0.0.5:9100"], ["b:9100"], [":9100"]]
+    assert result["missing_address"] == ["c"]
+
+
+def test_basic_auth_hosts_are_the_node_exporters_with_users():
+    result = targets({"a": {"node_exporter_basic_auth_users": {"prometheus": "x"}}, "b": {}})
+    assert result["basic_auth_hosts"] == ["a"]
+
+
+def test_docker_and_sidekick_jobs_and_the_prometheus_host_labels():
+    hostvars = {"mon": {"cloud": "onprem"}, "a": {"docker_metrics_port": 9999}}
+    result = prometheus_targets(hostvars, job_hosts={"docker-exporter": ["a", "a"], "falcosidekick": ["mon"]},
+                                defaults=DEFAULTS, label_vars=["cloud"], self_host="mon")
+    assert result["jobs"]["docker-exporter"] == [{"targets": ["a:9999"], "labels": {"host": "a"}}]
+    assert result["jobs"]["falcosidekick"] == [{"targets": ["mon:2801"], "labels": {"host": "mon", "cloud": "onprem"}}]
+    assert result["jobs"]["node-exporter"] == []
+
+
+def test_each_host_is_computed_once_however_many_jobs_name_it():
+    hostvars = CountingHostvars({"h%d" % i: {"cloud": "aws"} for i in range(50)})
+    targets(hostvars, job_hosts={"node-exporter": list(hostvars), "falco": list(hostvars),
+                                 "docker-exporter": list(hostvars)}, self_host="h0")
+    assert hostvars.lookups == 50
+
+
+def test_a_group_member_missing_from_the_inventory_is_named():
+    with pytest.raises(AnsibleFilterError, match="ghost is in a target group"):
+        prometheus_targets({}, job_hosts={"falco": ["ghost"]}, defaults=DEFAULTS, label_vars=[])
+
+
+def test_the_filter_is_registered_under_its_name():
+    assert FilterModule().filters()["prometheus_targets"] is prometheus_targets
