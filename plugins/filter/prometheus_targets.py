@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.compat.version import LooseVersion
@@ -70,11 +72,15 @@ RETURN = r"""
 _value:
   description: C(jobs) (job name to a list of C({targets, labels}) groups, one per host, for the jobs node-exporter,
     node-exporter-tls, falco, falco-exporter, docker-exporter and falcosidekick), C(labels) (host to its labels),
-    C(basic_auth_hosts) (node_exporter hosts that ask for basic auth) and C(missing_address) (target hosts whose
-    address variable is empty).
+    C(basic_auth_hosts) (node_exporter hosts that ask for basic auth), C(missing_address) (target hosts whose
+    address variable is empty) and C(invalid_targets) (one line per host whose address or port Prometheus would
+    refuse, naming the variable).
   type: dict
 """
 
+# A scrape address Prometheus accepts in a target: a DNS name or IPv4 address, or an IPv6 address in brackets.
+ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])\Z")
+PORT = re.compile(r"^[0-9]{1,5}\Z")
 JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-exporter", "docker-exporter", "falcosidekick")
 
 
@@ -136,13 +142,19 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
         labels[name] = host_labels
 
     missing_address = []
+    invalid = []
 
-    def group(host, port):
-        address = host.name
+    def group(host, port, port_var):
+        address, source = host.name, "the inventory name"
         if address_var and address_var in host.vars:
-            address = to_text(host.vars[address_var] or "")
+            address, source = to_text(host.vars[address_var] or ""), address_var
             if not address:
                 missing_address.append(host.name)
+        if address and not ADDRESS.match(address):
+            invalid.append("%s: %s %r is not a host name or address" % (host.name, source, address))
+        port = to_text(port)
+        if not PORT.match(port) or not 0 < int(port) < 65536:
+            invalid.append("%s: %s %r is not a port" % (host.name, port_var, port))
         return {"targets": ["%s:%s" % (address, port)], "labels": labels[host.name]}
 
     jobs = dict((job, []) for job in JOBS)
@@ -154,7 +166,8 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
         seen.add(name)
         host = hosts[name]
         job = "node-exporter-tls" if host.flag("node_exporter_tls_enabled") else "node-exporter"
-        jobs[job].append(group(host, _port(host.get("node_exporter_web_listen_address"))))
+        jobs[job].append(group(host, _port(host.get("node_exporter_web_listen_address")),
+                               "node_exporter_web_listen_address"))
         if host.get("node_exporter_basic_auth_users"):
             basic_auth_hosts.append(name)
     seen = set()
@@ -165,17 +178,18 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
         host = hosts[name]
         version = host.get("falco_version")
         if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
-            jobs["falco"].append(group(host, host.get("falco_metrics_port")))
+            jobs["falco"].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
         if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
-            jobs["falco-exporter"].append(group(host, _port(host.get("falco_exporter_listen_address"))))
+            jobs["falco-exporter"].append(group(host, _port(host.get("falco_exporter_listen_address")),
+                                                 "falco_exporter_listen_address"))
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
         seen = set()
         for name in job_hosts.get(kind) or []:
             if name not in seen:
                 seen.add(name)
-                jobs[kind].append(group(hosts[name], hosts[name].get(port_var)))
+                jobs[kind].append(group(hosts[name], hosts[name].get(port_var), port_var))
     return {"jobs": jobs, "labels": labels, "basic_auth_hosts": basic_auth_hosts,
-            "missing_address": sorted(set(missing_address))}
+            "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
 
 
 class FilterModule(object):
