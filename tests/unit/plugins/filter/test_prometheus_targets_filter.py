@@ -98,3 +98,12 @@ def test_a_group_member_missing_from_the_inventory_is_named():
 
 def test_the_filter_is_registered_under_its_name():
     assert FilterModule().filters()["prometheus_targets"] is prometheus_targets
+
+
+def test_addresses_and_ports_prometheus_would_refuse_are_named_with_their_variable():
+    result = targets({"web 1": {}, "ok": {"falco_metrics_port": "87 65"}, "v6": {"at": "[2001:db8::5]"},
+                      "nl": {"at": "10.0.0.1\n"}}, address_var="at")
+    assert result["invalid_targets"] == [
+        "nl: at '10.0.0.1\\n' is not a host name or address",
+        "ok: falco_metrics_port '87 65' is not a port",
+        "web 1: the inventory name 'web 1' is not a host name or address"]
