@@ -29,7 +29,7 @@ up() {
   say "lab: preparing hosts"
   ansible-playbook -i "$INVENTORY" lab/prepare.yml >/dev/null
   say "lab: running playbooks/site.yml"
-  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_hosts=$FALCO_HOSTS" \
+  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_group=$FALCO_HOSTS" \
     -e "fleetwatch_grafana_enabled=$GRAFANA_ENABLED" playbooks/site.yml
   status
 }
