@@ -205,6 +205,8 @@ def test_prometheus_inputs(tmp_path):
 
     def artifacts(host):
         data = json.loads((tmp_path / (host + ".json")).read_text())
+        # A scraped endpoint must never be able to set its own host label (docs/security.md).
+        assert not any(job.get("honor_labels") for job in data["config"]["scrape_configs"])
         assert yaml.safe_load((tmp_path / (host + ".sd.yml")).read_text()) == data["targets"]
         if PROMTOOL:
             config = tmp_path / (host + ".prometheus.yml")
