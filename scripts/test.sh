@@ -28,11 +28,19 @@ run_stage() {
 
 stage_setup() { bash "$REPO_ROOT/scripts/setup.sh"; }
 
+# ansible-lint also looks in ~/.ansible/collections, where Molecule installs the collection under test: a copy from
+# another checkout or an older run would be linted against instead of this tree. It gets a home of its own.
+lint_home() {
+  LINT_HOME="$FLEETWATCH_CACHE/lint-home-$CHECKOUT_ID"
+  rm -rf "$LINT_HOME/.ansible/collections" && mkdir -p "$LINT_HOME"
+}
+
 stage_lint() {
   activate_venv
   link_source_collection
   yamllint --strict . \
-    && ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR" ansible-lint --profile production --offline \
+    && lint_home \
+    && HOME="$LINT_HOME" ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR" ansible-lint --profile production --offline \
     && antsibull-changelog lint \
     && python scripts/role_docs.py --check \
     && shellcheck --severity=warning scripts/*.sh lab/*.sh .ci/run
