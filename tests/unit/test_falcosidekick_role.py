@@ -102,7 +102,7 @@ def test_default_config_posts_warning_and_above_to_this_hosts_alertmanager(tmp_p
     config = rendered["config"]
     assert config == {"listenaddress": "0.0.0.0", "listenport": 2801,
                       "alertmanager": {"hostport": "http://127.0.0.1:9093", "endpoint": "/api/v2/alerts",
-                                       "minimumpriority": "warning"}}
+                                       "extralabels": "alertname:FalcoEvent", "minimumpriority": "warning"}}
     assert_keys_known(config, upstream_keys())
 
 
@@ -120,7 +120,8 @@ def test_outputs_as_data_and_alertmanager_address_from_its_role(tmp_path):
                        % (ROLE / "templates" / "config.yaml.j2")})
     config = rendered["config"]
     assert config["alertmanager"] == {"hostport": "http://10.1.2.3:9193", "endpoint": "/api/v2/alerts",
-                                      "minimumpriority": "error", "expiresafter": 900}
+                                      "extralabels": "alertname:FalcoEvent", "minimumpriority": "error",
+                                      "expiresafter": 900}
     for name in ("loki", "slack", "webhook"):
         assert config[name] == outputs[name]
     assert config["webui"] == {"url": "http://127.0.0.1:2802"}
