@@ -58,8 +58,7 @@ def render(tmp_path, extra_vars, names):
     listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
     tasks = [{"ansible.builtin.include_vars": {"file": str(ROLE / path)}} for path in ("defaults/main.yml", "vars/main.yml")]
     tasks.append({"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ {%s} | to_json }}" % listing}})
-    # Inventory-level values: set as play vars, which include_vars of the role's defaults would override, so they
-    # go in after the defaults as a second set_fact-free include of a file.
+    # Inventory-level values go in as a second include right after the defaults (an include outranks play vars).
     overrides = tmp_path / ("overrides-%s.yml" % uuid.uuid4().hex[:8])
     overrides.write_text(yaml.safe_dump(extra_vars))
     tasks.insert(1, {"ansible.builtin.include_vars": {"file": str(overrides)}})
