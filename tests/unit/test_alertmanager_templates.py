@@ -112,7 +112,7 @@ def rendered(tmp_path_factory):
 
 
 def test_rendered_configuration_loads_the_templates_and_fills_receivers(rendered):
-    _, config_file, values, _ = rendered
+    config_file, values = rendered[1], rendered[2]
     config = values["config"]
     assert config["templates"] == [str(config_file.parent / "templates" / "*.tmpl")]
     receiver = config["receivers"][0]
@@ -165,7 +165,7 @@ def expected_fields(event):
 
 
 def test_alertmanager_delivers_host_rule_priority_and_output(rendered):
-    workdir, config_file, _, collector = rendered
+    workdir, config_file, collector = rendered[0], rendered[1], rendered[3]
     events, alerts = fixture_alerts()
     port = free_port()
     log = workdir / "alertmanager.log"
@@ -239,7 +239,7 @@ def template_data(alerts):
 
 @pytest.mark.parametrize("name", ["fleetwatch.email.text", "fleetwatch.email.html", "fleetwatch.slack.text"])
 def test_email_and_slack_texts_render_the_four_fields(rendered, name):
-    workdir, _, _, _ = rendered
+    workdir = rendered[0]
     events, alerts = fixture_alerts()
     data = workdir / ("data-%s.json" % name)
     data.write_text(json.dumps(template_data(alerts)))
@@ -259,7 +259,7 @@ def test_email_and_slack_texts_render_the_four_fields(rendered, name):
 
 
 def test_subject_names_the_host_and_rule_of_a_single_event(rendered):
-    workdir, _, _, _ = rendered
+    workdir = rendered[0]
     events, alerts = fixture_alerts()
     data = workdir / "data-subject.json"
     data.write_text(json.dumps(template_data(alerts[:1])))

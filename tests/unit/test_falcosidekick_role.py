@@ -62,7 +62,7 @@ def render(tmp_path, extra_vars, names):
     overrides = tmp_path / ("overrides-%s.yml" % uuid.uuid4().hex[:8])
     overrides.write_text(yaml.safe_dump(extra_vars))
     tasks.insert(1, {"ansible.builtin.include_vars": {"file": str(overrides)}})
-    rc, output, _ = ansible_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], {})
+    rc, output = ansible_playbook(tmp_path, [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], {})[:2]
     assert rc == 0, output
     return json.loads(out.read_text())
 
@@ -160,9 +160,9 @@ def test_preflight_refuses_what_falcosidekick_would_ignore(engine_ready, tmp_pat
 
 
 def test_preflight_refuses_a_misspelt_variable_and_an_ui_without_password(engine_ready, tmp_path):
-    rc, output, _ = preflight(tmp_path, {"falcosidekick_listen_prot": 2801})
+    rc, output = preflight(tmp_path, {"falcosidekick_listen_prot": 2801})[:2]
     assert rc != 0 and "falcosidekick_listen_prot" in output and "falcosidekick_listen_port" in output
-    rc, output, _ = preflight(tmp_path, {"falcosidekick_ui_enabled": True})
+    rc, output = preflight(tmp_path, {"falcosidekick_ui_enabled": True})[:2]
     assert rc != 0 and "falcosidekick_ui_password is empty" in output
 
 

@@ -40,7 +40,7 @@ def resolve(tmp_path, sidekick_vars):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     urls = {}
     for line in proc.stdout.splitlines():
-        host, _, payload = line.partition(" | SUCCESS => ")
+        host, payload = line.split(" | SUCCESS => ", 1)
         urls[host.strip()] = json.loads(payload)["falco_http_output_url"]
     return urls
 
