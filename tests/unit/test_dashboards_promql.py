@@ -5,7 +5,9 @@ A real Prometheus (Debian's 2.42 binary, on 127.0.0.1 in a temporary directory) 
     target labels our prometheus role sets (host, cloud, site, env); fleet-b runs another rules file hash and
     matched a second rule at priority 3;
   - a FIXTURE of falco-exporter's falco_events counter (synthetic: no falco-exporter runs here) for the same hosts;
-  - a real prometheus-node-exporter on a loopback port, labelled as both hosts.
+  - a real prometheus-node-exporter on a loopback port, labelled as both hosts;
+  - a FIXTURE of falcosidekick's /metrics (tests/fixtures/falcosidekick-metrics/, synthetic: falcosidekick cannot run
+    here) as the monitoring host mon-1, with events from fleet-a's and fleet-b's Falco hostnames and one "unknown".
 Grafana's variables are substituted the way Grafana does (All = the variable's allValue, one host, two hosts).
 """
 
@@ -59,7 +61,10 @@ def prometheus(tmp_path_factory):
             falco.append(promlab.target(server.address, "/falco/" + host, host=host, **labels))
             legacy.append(promlab.target(server.address, "/falco-exporter/" + host, host=host, **labels))
             nodes.append(promlab.target(node.address, host=host, **labels))
-        prom.start([promlab.job("falco", falco), promlab.job("falco_exporter", legacy), promlab.job("node", nodes)])
+        server.add("/falcosidekick", promlab.exposition_fixture(promlab.FALCOSIDEKICK_METRICS_FIXTURE.read_text()))
+        sidekick = [promlab.target(server.address, "/falcosidekick", host="mon-1", cloud="aws")]
+        prom.start([promlab.job("falco", falco), promlab.job("falco_exporter", legacy), promlab.job("node", nodes),
+                    promlab.job("falcosidekick", sidekick)])
         prom.wait_for_scrapes(3)
         yield prom
 
@@ -119,3 +124,20 @@ def test_rules_hash_disagreement_is_detected(prometheus):
 def test_broken_query_is_reported(prometheus):
     with pytest.raises(promlab.PromQLError, match="parse error"):
         prometheus.query("sum by (host) (rate(falco_events[$__rate_interval])")
+
+
+def test_falcosidekick_events_are_attributed_to_inventory_hosts(prometheus):
+    """Events carry Falco's hostname; the panels map it to the inventory host (and list the ones they cannot)."""
+    panels = {p["title"]: p for p in promlab.dashboard_panels(DASHBOARDS["falco-fleet"])}
+    everything = {"host": ".*", "cloud": ".*"}
+    table = panels["Events per host, rule and priority (falcosidekick)"]["targets"][0]["expr"]
+    rows = {(r["metric"]["host"], r["metric"]["hostname"], r["metric"]["rule"], r["metric"]["priority_raw"])
+            for r in prometheus.query(promlab.interpolate(table, everything))}
+    assert rows == {("fleet-a", "vm", "Read sensitive file untrusted", "warning"),
+                    ("fleet-a", "vm", "Write below binary dir", "error"),
+                    ("fleet-b", "fleet-b.example", "Launch Sensitive Mount Container", "informational"),
+                    ("fleet-b", "fleet-b.example", "Read sensitive file untrusted", "warning")}
+    one = {r["metric"]["host"] for r in prometheus.query(promlab.interpolate(table, dict(everything, host="fleet-b")))}
+    assert one == {"fleet-b"}
+    orphans = panels["Events from hostnames no Falco target reports (falcosidekick)"]["targets"][0]["expr"]
+    assert {r["metric"]["hostname"] for r in prometheus.query(promlab.interpolate(orphans, everything))} == {"unknown"}
