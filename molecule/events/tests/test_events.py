@@ -190,3 +190,23 @@ def test_a_misspelled_variable_stops_the_run_in_preflight():
     code, output, _recap = run_playbook("converge.yml", "-e", "event_forwarder_colector=evt-col", "--limit", "evt-a")
     assert code != 0
     assert "event_forwarder_colector" in output and "event_forwarder_collector" in output
+
+
+def test_with_tls_on_alerts_still_arrive_and_plain_tcp_is_refused():
+    code, output, recap = run_playbook("converge.yml", "-e", "event_collector_tls_enabled=true")
+    assert code == 0, output
+    assert all(row["changed"] > 0 for row in recap.values()), output
+    collector = COL.file("/etc/rsyslog.d/40-fleetwatch-falco-collect.conf").content_string
+    assert 'streamDriver.name="gtls"' in collector and 'streamDriver.authMode="x509/name"' in collector
+    assert COL.file("/etc/rsyslog-fleetwatch/tls/key.pem").mode == 0o600
+    for host in SENDERS.values():
+        forwarder = host.file("/etc/rsyslog.d/40-fleetwatch-falco-forward.conf").content_string
+        assert 'StreamDriverAuthMode="x509/name"' in forwarder and 'StreamDriverPermittedPeers="evt-col"' in forwarder
+    for host in SENDERS:
+        inject(host, phase_lines(host, "tls", legacy=1))
+    assert_store_matches()
+    # A sender without TLS is not heard any more.
+    probe = '{"rule":"plain tcp probe","priority":"Warning","output":"plain"}'
+    SENDERS["evt-a"].run("logger --tcp --server evt-col --port 10514 --octet-count --rfc5424 --tag falco %s", probe)
+    time.sleep(3)
+    assert all(b"plain tcp probe" not in line for line in stored("evt-a"))
