@@ -853,6 +853,86 @@ def triage_file(path, workers=1, **options):
     return merged
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# A central store: one file per host (HOST.jsonl) and its rotations, as the event_collector role writes them
+
+# HOST.jsonl, HOST.jsonl.1, HOST.jsonl.2.gz (logrotate's numbering) or HOST.jsonl-20261127[.gz] (its dateext).
+_STORE_FILE_RE = re.compile(r"^(?P<host>.+?)\.jsonl(?P<rotation>(?:[.-][0-9]+)?)(?P<gz>\.gz)?$")
+
+
+def store_files(directory):
+    """{host: [paths, oldest first]} of a central store; files that are not HOST.jsonl[.N|-DATE][.gz] are ignored.
+
+    Oldest first (highest rotation number first, the live file last), so alerts are read in the order they were
+    written, as a single host's file would be.
+    """
+    by_host = {}
+    ignored = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        match = _STORE_FILE_RE.match(name)
+        if not match or not os.path.isfile(path):
+            ignored.append(name)
+            continue
+        rotation = match.group("rotation")
+        if not rotation:
+            order = (1, 0, "")
+        elif rotation[0] == ".":
+            order = (0, -int(rotation[1:]), "")
+        else:
+            order = (0, 0, rotation)
+        by_host.setdefault(match.group("host"), []).append((order, path))
+    return dict((host, [path for _order, path in sorted(entries)]) for host, entries in by_host.items()), ignored
+
+
+def _feed_store_file(triage, path, workers, options):
+    if path.endswith(".gz"):
+        # Imported here: only rotated, compressed files need it.
+        import gzip
+
+        with gzip.open(path, "rb") as handle:
+            return triage.feed_stream(handle)
+    if workers and workers > 1:
+        return triage.merge(triage_file(path, workers=workers, **options))
+    with open(path, "rb") as handle:
+        return triage.feed_stream(handle, limit=os.fstat(handle.fileno()).st_size)
+
+
+def triage_directory(directory, hosts=None, workers=1, top=DEFAULT_TOP, **options):
+    """Summaries per host of a central store, as each host's own falco_events run would return them.
+
+    Every host's files are read into one FalcoTriage whose default host is the file's host name (alerts of Falco
+    before 0.32 carry none; newer alerts keep their own ``hostname``). Hosts are read one after the other and
+    only their bounded summary is kept, so memory stays bounded whatever the number of hosts.
+    Returns ``{"per_host": {host: summary}, "missing_hosts": [...], "files": n, "ignored_files": [...]}``;
+    with ``hosts``, only those hosts' files are read and the ones without any are listed in ``missing_hosts``.
+    """
+    if not os.path.isdir(directory):
+        raise FalcoTriageError("path: %s is not a directory" % directory)
+    check = FalcoTriage(**options)  # validates the options before any work starts
+    # Every host gets the same resolved times: "-1h" must mean the same moment for all of them.
+    options = dict(options, since=check.since, until=check.until)
+    options.pop("default_host", None)
+    files, ignored = store_files(directory)
+    wanted = sorted(files) if hosts is None else sorted(set(hosts))
+    per_host = {}
+    read = 0
+    for host in wanted:
+        if host not in files:
+            continue
+        triage = FalcoTriage(default_host=host, **options)
+        for path in files[host]:
+            triage = _feed_store_file(triage, path, workers, dict(options, default_host=host))
+            read += 1
+        per_host[host] = triage.summary(top=top)
+    return {
+        "per_host": per_host,
+        "missing_hosts": [host for host in wanted if host not in files],
+        "files": read,
+        "ignored_files": ignored[:20],
+    }
+
+
 def feed_command_output(triage, command, stderr_limit=64 * 1024):
     """Run ``command`` and feed its standard output to ``triage`` while it runs; return (returncode, stderr).
 

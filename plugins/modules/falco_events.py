@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: fleetwatch engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Summarise the Falco JSON alerts of a host, from journald or a file."""
+"""Summarise the Falco JSON alerts of a host, from journald or a file, or of a central store of per-host files."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ description:
   - A fingerprint is the rule plus the output fields that name the actor (process, parent, command line,
     image, file, user, namespace); volatile values such as pids, times, container ids and names, socket
     tuples are left out. See C(docs/tuning.md) in the collection.
-  - Alerts of Falco before 0.32 carry no host name; O(host) is used for them.
+  - Alerts of Falco before 0.32 carry no host name; O(host) is used for them (with O(source=directory), the host
+    name in the file's name).
+  - With O(source=directory) the module reads the central store the collection's C(event_collector) role writes
+    (one C(HOST.jsonl) file per host and its rotations) and returns, besides the merged counts, one summary per host
+    in RV(per_host), the same summary a run on that host with O(source=file) would return for the same alerts.
   - The module only reads; it never reports a change and is safe in check mode.
   - Per-host results can be combined on the controller with the collection's C(merge_summaries) logic in
     C(plugins/module_utils/falco_events.py) or with C(tools/falco-triage --merge).
@@ -34,8 +38,10 @@ options:
       - V(journald) runs C(journalctl -o cat) for the units in O(units).
       - V(file) reads O(path), a file Falco writes with C(file_output) or a saved journal dump; a file that is
         still being written is read up to its size when it was opened.
+      - V(directory) reads O(path), a directory of per-host files named C(HOST.jsonl), with their rotations
+        C(HOST.jsonl.1), C(HOST.jsonl.2.gz) or C(HOST.jsonl-DATE[.gz]) (read oldest first); other files are ignored.
     type: str
-    choices: [journald, file]
+    choices: [journald, file, directory]
     default: journald
   units:
     description:
@@ -47,8 +53,14 @@ options:
     default: [falco, falco-modern-bpf, falco-kmod, falco-bpf, falco-custom]
   path:
     description:
-      - File to read when O(source=file). Required in that case.
+      - File to read when O(source=file), directory when O(source=directory). Required in both cases.
     type: path
+  hosts:
+    description:
+      - With O(source=directory), read only the files of these hosts; hosts without a file are returned in
+        RV(missing_hosts). Default is every host in the directory.
+    type: list
+    elements: str
   host:
     description:
       - Host name given to alerts that carry none (Falco before 0.32).
@@ -158,6 +170,14 @@ EXAMPLES = r"""
     suggest_min_span: 86400
   register: falco_tuning
 
+- name: Summarise the central store of the event_collector role, for the hosts of group falco
+  fleetwatch.falco_stack.falco_events:
+    source: directory
+    path: /var/log/fleetwatch/falco-events
+    hosts: "{{ groups['falco'] }}"
+    since: -24h
+  register: falco_central
+
 - name: Write the suggestions for review, next to the host's variables on the controller
   ansible.builtin.copy:
     content: "{{ {'falco_rule_exceptions': falco_tuning.suggested_exceptions} | to_nice_yaml }}"
@@ -172,6 +192,24 @@ source:
   returned: always
   type: str
   sample: journald
+per_host:
+  description:
+    - With O(source=directory), one summary per host read, keyed by the host name of its files, each with the
+      same keys as this module's result for one host (C(format) to C(fingerprints)). The top-level counts and tables
+      are these summaries merged.
+  returned: when O(source=directory)
+  type: dict
+missing_hosts:
+  description: Hosts named in O(hosts) that have no file in the directory.
+  returned: when O(source=directory)
+  type: list
+  elements: str
+  sample: [web-03]
+files_read:
+  description: Number of files read from the directory.
+  returned: when O(source=directory)
+  type: int
+  sample: 4
 command:
   description: The journalctl command line that was run.
   returned: when O(source=journald)
@@ -323,7 +361,9 @@ from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_event
     FalcoTriageError,
     epoch_seconds,
     feed_command_output,
+    merge_summaries,
     suggest_exceptions,
+    triage_directory,
     triage_file,
 )
 
@@ -366,9 +406,10 @@ def read_journal(module, triage, units):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            source=dict(type="str", choices=["journald", "file"], default="journald"),
+            source=dict(type="str", choices=["journald", "file", "directory"], default="journald"),
             units=dict(type="list", elements="str", default=list(FALCO_UNITS)),
             path=dict(type="path"),
+            hosts=dict(type="list", elements="str"),
             host=dict(type="str"),
             since=dict(type="str"),
             until=dict(type="str"),
@@ -383,7 +424,7 @@ def main():
             suggest_min_span=dict(type="int", default=3600),
             suggest_max_priority=dict(type="str", choices=PRIORITY_CHOICES, default="warning"),
         ),
-        required_if=[("source", "file", ["path"])],
+        required_if=[("source", "file", ["path"]), ("source", "directory", ["path"])],
         supports_check_mode=True,
     )
     params = module.params
@@ -404,8 +445,16 @@ def main():
         max_line_bytes=params["max_line_bytes"],
     )
     result = dict(changed=False, source=params["source"])
+    triage = None
     try:
-        if params["source"] == "file":
+        if params["source"] == "directory":
+            options.pop("default_host")
+            store = triage_directory(params["path"], hosts=params["hosts"], workers=params["workers"],
+                                     top=params["top"], **options)
+            result.update(merge_summaries(list(store["per_host"].values()), top=params["top"]))
+            result.pop("merged_summaries", None)
+            result.update(per_host=store["per_host"], missing_hosts=store["missing_hosts"], files_read=store["files"])
+        elif params["source"] == "file":
             path = params["path"]
             if not os.path.exists(path):
                 module.fail_json(msg="path: %s does not exist" % path)
@@ -422,11 +471,14 @@ def main():
     except (IOError, OSError) as error:
         module.fail_json(msg="cannot read the alerts: %s" % to_native(error))
 
-    result.update(triage.summary(top=params["top"]))
+    if triage is not None:
+        result.update(triage.summary(top=params["top"]))
     if params["suggest"]:
+        # A store is summarised host by host: suggestions come from the merged top fingerprints.
+        records = triage.fingerprint_records() if triage is not None else result["fingerprints"]["top"]
         try:
             suggestions = suggest_exceptions(
-                triage.fingerprint_records(),
+                records,
                 min_count=params["suggest_min_count"],
                 min_span=params["suggest_min_span"],
                 max_priority=params["suggest_max_priority"],
@@ -437,10 +489,10 @@ def main():
         result["suggested_exceptions"] = suggestions["exceptions"]
         result["suggestion_evidence"] = suggestions["evidence"]
         result["suggestions_not_made"] = suggestions["not_suggested"]
-    if triage.alerts == 0 and triage.skipped["not_json"]:
+    if result["alerts"] == 0 and result["skipped_lines"]["not_json"]:
         module.warn(
             "No Falco JSON alert among %d lines: is json_output enabled in falco.yaml? First line skipped: %r"
-            % (triage.lines_read, triage.skipped_examples.get("not_json", ""))
+            % (result["lines_read"], result["skipped_examples"].get("not_json", ""))
         )
     module.exit_json(**result)
 

@@ -1,0 +1,102 @@
+"""playbooks/triage.yml with fleetwatch_triage_source=central: one visit to the collector, the same report."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+RECORDED = REPO.parent / "shared" / "upstream" / "recorded" / "falco-0.44.1_tutorial-events.jsonl"
+REPORT_FILES = ("report.md", "report.json", "report.csv", "suggested-exceptions.yml")
+
+
+def legacy_alert(minute, proc="backup", parent="cron"):
+    """An alert in Falco 0.31's shape: no hostname field."""
+    return json.dumps({
+        "output": "10:%02d:00.000000000: Warning Sensitive file opened for reading by non-trusted program" % minute,
+        "priority": "Warning", "rule": "Read sensitive file untrusted", "source": "syscall",
+        "tags": ["filesystem", "mitre_credential_access"],
+        "time": "2026-11-27T%02d:%02d:00.000000000Z" % (10 + minute // 60, minute % 60),
+        "output_fields": {"proc.name": proc, "proc.pname": parent, "proc.cmdline": proc + " --all",
+                          "fd.name": "/etc/shadow", "user.name": "root", "container.id": "host"},
+    })
+
+
+def run_triage(work, inventory, out, *extra):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(REPO / "playbooks" / "triage.yml"),
+         "-e", "fleetwatch_triage_report_dir=%s" % out, "-e", "fleetwatch_triage_csv=true",
+         "-e", "ansible_python_interpreter=%s" % sys.executable, *extra],
+        capture_output=True, text=True, env=env, timeout=600, check=False, cwd=str(work))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    work = tmp_path_factory.mktemp("central")
+    # The same alerts as each host's own file and as the collector's per-host files.
+    own = {
+        "legacy-host": "Falco version 0.31.1\n" + "\n".join(legacy_alert(m) for m in range(90)) + "\n",
+        "busy-host": "\n".join(legacy_alert(m, proc="cat", parent="bash") for m in range(0, 120, 3)) + "\n",
+    }
+    if RECORDED.exists():
+        own["current-host"] = RECORDED.read_text()
+    store = work / "store"
+    store.mkdir()
+    hosts = {}
+    for host, text in own.items():
+        (work / ("%s.log" % host)).write_text(text)
+        (store / ("%s.jsonl" % host)).write_text(text)
+        hosts[host] = {"ansible_connection": "local", "fleetwatch_triage_path": str(work / ("%s.log" % host))}
+    # A file at the centre for a host outside the triaged group is not read.
+    (store / "retired-host.jsonl").write_text(legacy_alert(5, proc="old") + "\n")
+    inventory = work / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {
+        "falco": {"hosts": hosts},
+        "monitoring": {"hosts": {"collector": {"ansible_connection": "local", "event_collector_store_dir": str(store)}}},
+    }}}))
+    per_host_out, central_out = work / "per-host", work / "central"
+    run_triage(work, inventory, per_host_out, "-e", "fleetwatch_triage_source=file")
+    output = run_triage(work, inventory, central_out, "-e", "fleetwatch_triage_source=central")
+    return {"per_host": per_host_out, "central": central_out, "output": output, "store": store, "hosts": sorted(hosts)}
+
+
+@pytest.mark.parametrize("name", REPORT_FILES)
+def test_the_central_report_equals_the_per_host_report(reports, name):
+    assert (reports["central"] / name).read_text() == (reports["per_host"] / name).read_text()
+
+
+def test_the_central_run_visits_only_the_collector(reports):
+    recap = reports["output"].split("PLAY RECAP", 1)[1]
+    assert "collector" in recap
+    for host in reports["hosts"]:
+        assert host not in recap
+
+
+def test_the_report_covers_every_triaged_host_and_not_the_others(reports):
+    markdown = (reports["central"] / "report.md").read_text()
+    assert "- Hosts reported: %d\n" % len(reports["hosts"]) in markdown
+    for host in reports["hosts"]:
+        assert "## Top rules on %s" % host in markdown
+    assert "retired-host" not in markdown
+
+
+def test_a_host_without_a_file_at_the_centre_is_named(reports, tmp_path):
+    store = reports["store"]
+    moved = tmp_path / "busy-host.jsonl"
+    shutil.move(str(store / "busy-host.jsonl"), str(moved))
+    try:
+        inventory = reports["central"].parent / "hosts.yml"
+        out = tmp_path / "report"
+        run_triage(reports["central"].parent, inventory, out, "-e", "fleetwatch_triage_source=central")
+        assert "(no report from: busy-host)" in (out / "report.md").read_text()
+    finally:
+        shutil.move(str(moved), str(store / "busy-host.jsonl"))
