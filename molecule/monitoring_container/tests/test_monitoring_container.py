@@ -119,8 +119,9 @@ def test_agent_series_reach_the_central_prometheus_with_host_labels():
     # The data under each host label is that host's: node_exporter's own node name.
     uname = query(CENTRAL, 'node_uname_info{scraper="monc-edge"}')
     assert {(r["metric"]["host"], r["metric"]["nodename"]) for r in uname} == {(h, h) for h, _cloud in FLEET}
-    # The central server scrapes only itself: everything else it holds came through remote write.
-    assert {r["metric"]["job"] for r in query(CENTRAL, 'up{scraper!="monc-edge"}')} == {"prometheus"}
+    # The central server scrapes only itself and its own node_exporter: the fleet's series came through remote write.
+    own = {(r["metric"]["job"], r["metric"]["host"]) for r in query(CENTRAL, 'up{scraper!="monc-edge"}')}
+    assert own == {("prometheus", "monc-central"), ("node-exporter", "monc-central")}
 
 
 def test_central_prometheus_never_ran_the_packaged_example_configuration():
