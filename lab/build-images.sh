@@ -5,6 +5,8 @@
 #   localhost/fleetwatch-lab/debian12-systemd:latest   + systemd as PID 1 and what Ansible needs
 #   localhost/fleetwatch-lab/debian12-podman:latest    + nested podman (lab host that runs containers)
 #   localhost/fleetwatch-test/node-exporter:debian12   LOCAL TEST IMAGE standing in for quay.io/prometheus/node-exporter
+#   localhost/fleetwatch-test/prometheus:v2.42.0-debian12    LOCAL TEST IMAGE standing in for docker.io/prom/prometheus
+#   localhost/fleetwatch-test/alertmanager:v0.25.0-debian12  LOCAL TEST IMAGE standing in for docker.io/prom/alertmanager
 #
 # Each image carries the label fleetwatch.recipe=<sha256 of its recipe inputs>: the files in
 # lab/images/<dir>/, the builder function of this script, the apt mirror (base only) and the image ID
@@ -12,7 +14,7 @@
 # parent rebuilds its children. Build logs: $FLEETWATCH_LAB_LOGDIR/<image>.log.
 #
 # Usage: lab/build-images.sh [--force] [--verbose] [IMAGE...]
-#   IMAGE: base, systemd, podman, node-exporter (default: all, in that order)
+#   IMAGE: base, systemd, podman, node-exporter, prometheus, alertmanager (default: all, in that order)
 # Env:   FLEETWATCH_LAB_MIRROR, FLEETWATCH_LAB_SECURITY_MIRROR (default: taken from the host's apt sources;
 #        FLEETWATCH_LAB_SECURITY_MIRROR=none leaves the security suite out),
 #        FLEETWATCH_LAB_LOGDIR (default /var/tmp/fleetwatch-lab/logs),
@@ -32,6 +34,9 @@ BASE=localhost/fleetwatch-lab/debian12-base:latest
 SYSTEMD=localhost/fleetwatch-lab/debian12-systemd:latest
 PODMAN_HOST=localhost/fleetwatch-lab/debian12-podman:latest
 NODE_EXPORTER=localhost/fleetwatch-test/node-exporter:debian12
+# Tags carry Debian 12's upstream versions: roles/prometheus picks its agent-mode flag from the tag's version.
+PROMETHEUS=localhost/fleetwatch-test/prometheus:v2.42.0-debian12
+ALERTMANAGER=localhost/fleetwatch-test/alertmanager:v0.25.0-debian12
 
 FORCE=0
 VERBOSE=0
@@ -45,12 +50,12 @@ while (($#)); do
     --force | -f) FORCE=1 ;;
     --verbose | -v) VERBOSE=1 ;;
     -h | --help) usage; exit 0 ;;
-    base | systemd | podman | node-exporter) SELECTED+=("$1") ;;
+    base | systemd | podman | node-exporter | prometheus | alertmanager) SELECTED+=("$1") ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   shift
 done
-((${#SELECTED[@]})) || SELECTED=(base systemd podman node-exporter)
+((${#SELECTED[@]})) || SELECTED=(base systemd podman node-exporter prometheus alertmanager)
 
 [[ ${EUID} -eq 0 ]] || die "must run as root (debootstrap and rootful podman)."
 command -v podman >/dev/null || die "podman is not installed: run lab/podman-host.sh first."
@@ -232,6 +237,8 @@ selected base && process "${BASE}" "${IMAGES_DIR}/debian12-base" -
 selected systemd && process "${SYSTEMD}" "${IMAGES_DIR}/debian12-systemd" "${BASE}"
 selected podman && process "${PODMAN_HOST}" "${IMAGES_DIR}/debian12-podman" "${SYSTEMD}"
 selected node-exporter && process "${NODE_EXPORTER}" "${IMAGES_DIR}/node-exporter" "${BASE}"
+selected prometheus && process "${PROMETHEUS}" "${IMAGES_DIR}/prometheus" "${BASE}"
+selected alertmanager && process "${ALERTMANAGER}" "${IMAGES_DIR}/alertmanager" "${BASE}"
 # Leftovers of earlier builds of ours (untagged, still carrying our label), nothing else.
 podman images --quiet --filter dangling=true --filter label=fleetwatch.recipe | sort -u |
   while read -r id; do podman image rm "${id}" >/dev/null 2>&1 || true; done

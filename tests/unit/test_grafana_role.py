@@ -188,6 +188,23 @@ def test_dashboard_11914_is_imported_from_the_controller_cache(workdir):
     assert "fleetwatch" in imported["tags"]
 
 
+def test_dashboard_11914_import_false_from_the_command_line(workdir):
+    """-e grafana_dashboard_11914_import=false arrives as the string "false": no import, and an imported copy goes."""
+    target = workdir / "no-11914"
+    variables = role_vars(target)
+    dashboards = Path(variables["grafana_config_dir"]) / "dashboards"
+    dashboards.mkdir(parents=True)
+    (dashboards / "falco-exporter-11914.json").write_text("{}")
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE,
+                                  "-e", "grafana_dashboard_11914_import=false")[:2]
+    assert rc == 0, output
+    assert not (dashboards / "falco-exporter-11914.json").exists(), output
+    assert not (workdir / "no-11914" / "cache").exists(), "nothing was downloaded or cached"
+    assert sorted(p.name for p in dashboards.iterdir()) == sorted("%s.json" % d for d in
+                                                                  yaml.safe_load((ROLE / "defaults" / "main.yml")
+                                                                                 .read_text())["grafana_dashboards"])
+
+
 def test_container_definition(workdir):
     """The container's image, volumes and environment as the run phase receives them (rendered, not run)."""
     out = workdir / "rendered.json"

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from localplay import render_role_vars
+from localplay import ansible_playbook, render_role_vars
 
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
@@ -60,3 +60,20 @@ def test_cluster_and_container_definition(tmp_path):
     assert rendered["amtool"].startswith("docker -H unix:///var/run/docker.sock run --rm --network none")
     assert rendered["amtool"].endswith("check-config /tmp/candidate.yml")
     assert rendered["amtool"].count("%s") == 1
+
+
+def test_container_pull_false_from_the_command_line_skips_the_pull(tmp_path):
+    """-e alertmanager_container_pull=false arrives as the string "false": the pull must still be skipped."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Install the container image", "ansible.builtin.include_role": {
+            "name": "fleetwatch.falco_stack.alertmanager", "tasks_from": "install_container.yml"}}]}]
+    # An image no registry has: a pull that is not skipped fails.
+    extra = {"alertmanager_mode": "container", "alertmanager_container_engine": "podman",
+             "alertmanager_container_image": "localhost/fleetwatch-unit-fixture/absent-alertmanager"}
+    rc, output, recap = ansible_playbook(tmp_path, play, extra, "-e", "alertmanager_container_pull=false")
+    assert rc == 0, output
+    assert recap["failed"] == 0 and recap["changed"] == 0, output
+    rc, output, recap = ansible_playbook(tmp_path, play, extra, "-e", "alertmanager_container_pull=true")
+    assert rc != 0 and recap["failed"] == 1, output  # the same run with pulling on does try, and fails

@@ -136,3 +136,39 @@ def test_container_definition(tmp_path):
     # validate: the image's promtool, as root to read the 0600 candidate, with exactly one %s (Ansible substitutes once).
     assert rendered["promtool"].startswith("podman run --rm --network none --user 0 --entrypoint /bin/promtool")
     assert rendered["promtool"].count("%s") == 1
+
+
+def test_agent_flag_follows_the_version_in_the_image_tag(tmp_path):
+    remote = [{"url": "http://central:9090/api/v1/write"}]
+    for tag, flag in (("v2.42.0-debian12", "--enable-feature=agent"), ("v2.55.1", "--enable-feature=agent"),
+                      ("v3.5.0", "--agent"), ("3.6.0-distroless", "--agent")):
+        rendered = render(tmp_path, prometheus_remote_write=remote, prometheus_agent_mode=True,
+                          prometheus_mode="container", prometheus_container_tag=tag)
+        assert flag in rendered["args"], (tag, rendered["args"])
+        other = "--agent" if flag != "--agent" else "--enable-feature=agent"
+        assert other not in rendered["args"], (tag, rendered["args"])
+
+
+def test_booleans_given_as_strings_on_the_command_line(tmp_path):
+    """-e key=value passes "false" and "true" as strings; the role reads its booleans with | bool."""
+    names = dict(RENDERED, rule_files="__prometheus_rule_files")
+    rendered = render_role_vars(tmp_path, "prometheus", names, {
+        "prometheus_agent_mode": "false", "prometheus_falco_rules_enabled": "false",
+        "prometheus_web_enable_remote_write_receiver": "true"}, inventory=INVENTORY, host="mon")
+    assert rendered["config"]["rule_files"] == ["/etc/prometheus/rules/*.yml"]  # a server, not an agent
+    assert "--storage.tsdb.path=/var/lib/prometheus/metrics2" in rendered["args"]
+    assert not any("agent" in a for a in rendered["args"])
+    assert rendered["rule_files"] == []  # "false" turned the shipped Falco rules off
+    assert "--web.enable-remote-write-receiver" in rendered["args"]
+    rendered = render_role_vars(tmp_path, "prometheus", names, {
+        "prometheus_agent_mode": "true", "prometheus_remote_write": [{"url": "http://central:9090/api/v1/write"}],
+        "prometheus_web_enable_remote_write_receiver": "false"}, inventory=INVENTORY, host="mon")
+    assert "rule_files" not in rendered["config"]
+    assert "--enable-feature=agent" in rendered["args"]
+    assert "--web.enable-remote-write-receiver" not in rendered["args"]
+
+
+def test_remote_write_receiver_is_off_by_default(tmp_path):
+    assert "--web.enable-remote-write-receiver" not in render(tmp_path)["args"]
+    rendered = render(tmp_path, prometheus_web_enable_remote_write_receiver=True)
+    assert "--web.enable-remote-write-receiver" in rendered["args"]

@@ -56,8 +56,8 @@ def wait_for(check, timeout=120, interval=3):
         time.sleep(interval)
 
 
-# Series scraped in the last 20 seconds. Debian's package starts Prometheus once with its own default configuration
-# before the role's takes over; those first series (job "node", no host label) stay visible for the 5 minute lookback.
+# Series scraped in the last 20 seconds, so only the current targets count. (The role installs Debian's package with
+# the service masked, so the package's example configuration never runs; monitoring_container asserts that.)
 CURRENT_UP = "up and (timestamp(up) > time() - 20)"
 
 
