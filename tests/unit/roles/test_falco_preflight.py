@@ -48,6 +48,15 @@ def test_grpc_with_0_44_points_to_native_metrics(collections):
     assert "falco_metrics_enabled: true" in output
 
 
+@pytest.mark.parametrize("value,refused", [("true", True), ("yes", True), ("false", False), ("False", False)])
+def test_grpc_from_the_command_line_is_read_as_a_boolean(collections, value, refused):
+    # -e key=value passes the string; "false" must not count as asking for gRPC.
+    rc, output = run_playbook("falco_preflight.yml", collections, {"__falco_kernel_has_btf": True},
+                              "-e", "falco_grpc_enabled=" + value)
+    assert (rc != 0) == refused, output
+    assert ("falco_grpc_enabled: true needs Falco <= 0.43" in output) == refused
+
+
 def test_grpc_with_0_43_passes(collections):
     rc, output = preflight(collections, falco_version="0.43.1", falco_grpc_enabled=True, __falco_kernel_has_btf=True)
     assert rc == 0, output
