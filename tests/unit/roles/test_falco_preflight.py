@@ -4,6 +4,8 @@ Each case is a play that must fail with a message naming the variable and saying
 (with a warning where the issue asks for one).
 """
 
+import platform
+
 import pytest
 
 from falco_helpers import UPSTREAM, UPSTREAM_REASON, collections_dir, run_playbook
@@ -142,3 +144,13 @@ def test_ruleset_url_without_checksum(collections):
         {"name": "incubating", "src": "https://example.invalid/falco-incubating_rules.yaml"}])
     assert rc != 0
     assert "a URL src needs a checksum" in output
+
+
+def test_a_host_falco_does_not_ship_for_is_refused(collections):
+    # __falco_architectures lists what Falco ships for; leaving out this machine's architecture makes it the
+    # 32-bit host (armv7l, i686) the check is for.
+    others = [a for a in ("x86_64", "aarch64") if a != platform.machine()]
+    rc, output = preflight(collections, __falco_architectures=others, __falco_kernel_has_btf=True)
+    assert rc != 0
+    assert "Falco ships for 64-bit x86_64 and aarch64 only; localhost is %s" % platform.machine() in output
+    assert "install the 64-bit OS" in output
