@@ -68,6 +68,16 @@ def test_falco_without_grpc_is_refused(workdir, falco_socket):
     assert "falco_grpc_enabled is false" in output
 
 
+@pytest.mark.parametrize("value,refused", [("false", True), ("no", True), ("true", False)])
+def test_falco_grpc_enabled_from_the_command_line_is_a_boolean(workdir, falco_socket, value, refused):
+    # -e key=value passes a string: "false" must refuse like false, "true" must pass like true.
+    rc, output = ansible_playbook(workdir, preflight_play(), {
+        "falco_version": "0.43.1", "falco_exporter_client_socket": "unix://%s" % falco_socket},
+        "-e", "falco_grpc_enabled=" + value, "--check")[:2]
+    assert ("falco_grpc_enabled is false" in output) == refused, output
+    assert (rc != 0) == refused, output
+
+
 def test_missing_socket_is_refused_and_named(workdir):
     missing = workdir / "nowhere" / "falco.sock"
     rc, output = ansible_playbook(workdir, preflight_play(), {

@@ -187,6 +187,45 @@ def test_grpc_on_0_44_is_refused_before_any_change():
     assert snapshot("falco-current") == before
 
 
+def test_a_repository_key_with_another_fingerprint_is_refused():
+    before = snapshot("falco-current")
+    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current",
+                                     "-e", "falco_repo_key_fingerprint=" + "0" * 40)
+    assert rc != 0
+    assert "not the pinned falco_repo_key_fingerprint %s. Nothing was trusted." % ("0" * 40) in output
+    assert recap["falco-current"]["changed"] == 0, output
+    assert snapshot("falco-current") == before
+
+
+def test_install_method_none_checks_the_installed_version():
+    name = "falco-current"
+    pid = state(name)["pid"]
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_install_method=none")
+    assert rc == 0, output
+    assert recap[name]["changed"] == 0, output
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_install_method=none",
+                                     "-e", "falco_version=0.43.1")
+    assert rc != 0
+    assert "runs Falco 0.44.1, but falco_version is 0.43.1. With falco_install_method: none, install that release" in output
+    assert recap[name]["changed"] == 0, output
+    assert installed_version(name) == "0.44.1" and state(name)["pid"] == pid
+
+
+def test_a_configuration_falco_rejects_leaves_the_running_files_alone():
+    name = "falco-current"
+    before = snapshot(name)
+    pid, reloads = state(name)["pid"], state(name)["reloads"]
+    logged = len(calls(name))
+    # An empty metrics interval: Falco (and the fixture) refuse "Metrics interval must have a minimum value".
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_metrics_interval=")
+    assert rc != 0
+    assert "rejected the staged configuration" in output and "Metrics interval must have a minimum value" in output
+    assert [c["event"] for c in calls(name)[logged:] if c["event"] in ("dry-run", "error")] == ["error"]
+    assert snapshot(name) == before
+    assert state(name)["pid"] == pid and state(name)["reloads"] == reloads
+    assert "interval: ''" in host(name).file("/var/lib/fleetwatch/falco/staging/config.d/fleetwatch-metrics.yaml").content_string
+
+
 def test_a_bad_rule_leaves_the_running_files_alone():
     before = {n: snapshot(n) for n in HOSTS}
     pids = {n: state(n)["pid"] for n in HOSTS}
@@ -245,6 +284,16 @@ def assert_runs_modern_bpf(name, version):
     return s
 
 
+def assert_started_once_and_never_signalled(name, since):
+    """A run that installed another version and changed the configuration restarts Falco and does not also send it
+    the SIGHUP of the reload handler: the running Falco was started once and got no signal (the fixture records a
+    SIGHUP in its first seconds, which would kill a real Falco still loading its rules, and any later reload)."""
+    run = calls(name)[since:]
+    pid = state(name)["pid"]
+    assert [c["pid"] for c in run if c["event"] == "start"].count(pid) == 1, run
+    assert [c["event"] for c in run if c["event"] in ("reload", "killed-by-sighup-while-starting")] == [], run
+
+
 def test_a_lower_falco_version_downgrades_and_then_stays():
     name = "falco-current"
     h = host(name)
@@ -255,6 +304,10 @@ def test_a_lower_falco_version_downgrades_and_then_stays():
     assert set(recap) == {name} and recap[name]["changed"] > 0, output
     dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
+    # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went), so both the
+    # restart and the reload handler were notified.
+    assert "changed: [%s] => (item=config.d/fleetwatch-metrics.yaml)" % name in output, output
+    assert_started_once_and_never_signalled(name, logged)
     # The package scripts ran once more and got the driver choice again.
     assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
     # 0.43.x still ships falco-bpf.service; the role keeps it stopped and disabled.
@@ -305,6 +358,7 @@ def test_the_scenario_version_upgrades_it_back():
     dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
     assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
+    assert_started_once_and_never_signalled(name, logged)
     # 0.44 dropped falco-bpf.service and gRPC: the unit file went with the package, the gRPC drop-in with the role.
     assert not h.file("/usr/lib/systemd/system/falco-bpf.service").exists
     assert not h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists

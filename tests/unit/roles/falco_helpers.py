@@ -1,8 +1,7 @@
-"""Helpers for the falco role's unit tests: run the role's tasks on localhost and merge configs like Falco does."""
+"""Helpers for the falco role's unit tests: run the role's test plays on localhost (through tests/unit/localplay.py)
+and merge configs like Falco does."""
 
-import json
-import os
-import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,22 +11,24 @@ REPO = HERE.parents[2]
 UPSTREAM = REPO.parent / "shared" / "upstream" / "falco"
 UPSTREAM_REASON = "upstream Falco reference files not found at %s (see /work/shared/upstream/FACTS.md)" % UPSTREAM
 
+sys.path.insert(0, str(HERE.parent))
+from localplay import ansible_playbook  # noqa: E402  (tests/unit is not on sys.path when only this folder runs)
+
 
 def collections_dir(tmp_path_factory):
-    """A collection tree pointing at this checkout, so the role runs by FQCN from the live source."""
-    root = tmp_path_factory.mktemp("collections")
-    (root / "ansible_collections" / "fleetwatch").mkdir(parents=True)
-    (root / "ansible_collections" / "fleetwatch" / "falco_stack").symlink_to(REPO)
-    return root
+    """A working directory for localplay.ansible_playbook (which links this checkout in as the collection)."""
+    return tmp_path_factory.mktemp("falco-localplay")
 
 
-def run_playbook(playbook, collections, extra_vars, *args):
-    """Run a test playbook against localhost; return (exit code, output)."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0")
-    cmd = ["ansible-playbook", "-i", "localhost,", str(HERE / playbook), "-e", json.dumps(extra_vars), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+def run_playbook(playbook, workdir, extra_vars, *args):
+    """Run one of this folder's test plays against localhost; return (exit code, output).
+
+    Extra ``args`` go to ansible-playbook after the JSON extra vars, so ``"-e", "key=value"`` there override them
+    the way a user's command line would (as strings).
+    """
+    play = load_yaml(HERE / playbook)
+    rc, output, _recap = ansible_playbook(workdir, play, extra_vars, *args)
+    return rc, output
 
 
 def load_yaml(path):

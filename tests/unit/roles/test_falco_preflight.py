@@ -4,6 +4,8 @@ Each case is a play that must fail with a message naming the variable and saying
 (with a warning where the issue asks for one).
 """
 
+import platform
+
 import pytest
 
 from falco_helpers import UPSTREAM, UPSTREAM_REASON, collections_dir, run_playbook
@@ -46,6 +48,15 @@ def test_grpc_with_0_44_points_to_native_metrics(collections):
     assert "falco_grpc_enabled: true needs Falco <= 0.43" in output
     assert "removed in 0.44.0" in output
     assert "falco_metrics_enabled: true" in output
+
+
+@pytest.mark.parametrize("value,refused", [("true", True), ("yes", True), ("false", False), ("False", False)])
+def test_grpc_from_the_command_line_is_read_as_a_boolean(collections, value, refused):
+    # -e key=value passes the string; "false" must not count as asking for gRPC.
+    rc, output = run_playbook("falco_preflight.yml", collections, {"__falco_kernel_has_btf": True},
+                              "-e", "falco_grpc_enabled=" + value)
+    assert (rc != 0) == refused, output
+    assert ("falco_grpc_enabled: true needs Falco <= 0.43" in output) == refused
 
 
 def test_grpc_with_0_43_passes(collections):
@@ -133,3 +144,13 @@ def test_ruleset_url_without_checksum(collections):
         {"name": "incubating", "src": "https://example.invalid/falco-incubating_rules.yaml"}])
     assert rc != 0
     assert "a URL src needs a checksum" in output
+
+
+def test_a_host_falco_does_not_ship_for_is_refused(collections):
+    # __falco_architectures lists what Falco ships for; leaving out this machine's architecture makes it the
+    # 32-bit host (armv7l, i686) the check is for.
+    others = [a for a in ("x86_64", "aarch64") if a != platform.machine()]
+    rc, output = preflight(collections, __falco_architectures=others, __falco_kernel_has_btf=True)
+    assert rc != 0
+    assert "Falco ships for 64-bit x86_64 and aarch64 only; localhost is %s" % platform.machine() in output
+    assert "install the 64-bit OS" in output

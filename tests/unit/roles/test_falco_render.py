@@ -4,10 +4,12 @@ The effective configuration is what Falco would run with: the packaged falco.yam
 package's and our drop-ins, merged the way Falco merges them (whole maps replaced, lists appended).
 """
 
+import json
+
 import pytest
 import yaml
 
-from falco_helpers import UPSTREAM, UPSTREAM_REASON, collections_dir, effective_config, load_yaml, run_playbook
+from falco_helpers import REPO, UPSTREAM, UPSTREAM_REASON, ansible_playbook, collections_dir, effective_config, load_yaml, run_playbook
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -31,6 +33,14 @@ CASES = {
     "0.38.1": {"falco_version": "0.38.1"},
     "0.44.1-nometrics": {"falco_version": "0.44.1", "falco_metrics_enabled": False},
 }
+# Booleans as a user types them on the command line: -e key=value makes strings ("false" is a truthy string).
+CLI_CASES = {
+    "0.44.1-cli-false": ("0.44.1", ["falco_metrics_enabled=false", "falco_syslog_output=false", "falco_grpc_enabled=false"]),
+    "0.43.1-cli-true": ("0.43.1", ["falco_metrics_enabled=true", "falco_syslog_output=true", "falco_grpc_enabled=true"]),
+    "0.43.1-cli-false": ("0.43.1", ["falco_metrics_enabled=false", "falco_syslog_output=false", "falco_grpc_enabled=false"]),
+    "0.31.1-cli-false": ("0.31.1", ["falco_syslog_output=false", "falco_grpc_enabled=false"]),
+    "0.31.1-cli-true": ("0.31.1", ["falco_syslog_output=true", "falco_grpc_enabled=true"]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +50,12 @@ def rendered(tmp_path_factory):
     for case, settings in CASES.items():
         stage = tmp_path_factory.mktemp("stage-" + case)
         rc, output = run_playbook("falco_render.yml", collections, dict(settings, __falco_stage_dir=str(stage)))
+        assert rc == 0, output
+        out[case] = stage
+    for case, (version, strings) in CLI_CASES.items():
+        stage = tmp_path_factory.mktemp("stage-" + case)
+        args = [a for s in strings + ["falco_version=" + version] for a in ("-e", s)]
+        rc, output = run_playbook("falco_render.yml", collections, {"__falco_stage_dir": str(stage)}, *args)
         assert rc == 0, output
         out[case] = stage
     return out
@@ -190,3 +206,72 @@ def test_rendered_files_say_they_are_managed(rendered):
         for path in stage.rglob("*.yaml"):
             assert path.read_text().startswith("# "), path
             yaml.safe_load(path.read_text())
+
+
+def outputs_of(stage):
+    return load_yaml(stage / "config.d" / "fleetwatch-outputs.yaml")
+
+
+def test_command_line_false_strings_turn_things_off_in_the_dropin_generation(rendered):
+    for case in ("0.44.1-cli-false", "0.43.1-cli-false"):
+        stage = rendered[case]
+        assert [p.name for p in dropins(stage)] == ["fleetwatch-outputs.yaml"], case
+        assert outputs_of(stage)["syslog_output"] == {"enabled": False}, case
+
+
+def test_command_line_true_strings_turn_things_on_in_the_dropin_generation(rendered):
+    stage = rendered["0.43.1-cli-true"]
+    assert [p.name for p in dropins(stage)] == ["fleetwatch-grpc.yaml", "fleetwatch-metrics.yaml",
+                                                "fleetwatch-outputs.yaml"]
+    assert outputs_of(stage)["syslog_output"] == {"enabled": True}
+    grpc = load_yaml(stage / "config.d" / "fleetwatch-grpc.yaml")
+    assert grpc["grpc"]["enabled"] is True and grpc["grpc_output"] == {"enabled": True}
+    assert load_yaml(stage / "config.d" / "fleetwatch-metrics.yaml")["metrics"]["enabled"] is True
+
+
+@pytest.mark.parametrize("case,expected", [("0.31.1-cli-false", False), ("0.31.1-cli-true", True)])
+def test_command_line_strings_are_booleans_in_the_full_falco_yaml(rendered, case, expected):
+    config = load_yaml(rendered[case] / "falco.yaml")
+    # Real YAML booleans, not the strings 'false' / 'true'.
+    assert config["syslog_output"] == {"enabled": expected}
+    assert config["grpc"]["enabled"] is expected and config["grpc_output"] == {"enabled": expected}
+
+
+def test_http_output_for_a_collector_in_the_full_falco_yaml(rendered):
+    with_url = load_yaml(rendered["0.31.1"] / "falco.yaml")["http_output"]
+    assert with_url == {"enabled": True, "url": "http://sidekick:2801/", "user_agent": "falcosecurity/falco"}
+    # Without a URL the output is off (and keeps the packaged placeholder URL 0.31.1 expects).
+    assert load_yaml(rendered["0.31.1-cli-true"] / "falco.yaml")["http_output"]["enabled"] is False
+
+
+@needs_upstream
+@pytest.mark.parametrize("case,version", [("0.44.1", "0.44.1"), ("0.43.1", "0.43.1")])
+def test_http_output_dropin_restates_the_whole_map(rendered, case, version):
+    packaged = load_yaml(UPSTREAM / ("falco-%s_falco.yaml" % version))["http_output"]
+    ours = outputs_of(rendered[case])["http_output"]
+    # Falco replaces the whole map: every packaged sub-key must be in ours, or it would be lost.
+    assert set(packaged) <= set(ours), set(packaged) - set(ours)
+    config = effective(rendered[case], version)["http_output"]
+    assert config["enabled"] is True and config["url"] == "http://sidekick:2801/"
+    # Only the switch and the URL differ from the packaged defaults.
+    assert {k: v for k, v in config.items() if k not in ("enabled", "url")} == \
+        {k: v for k, v in packaged.items() if k not in ("enabled", "url")}
+
+
+def test_http_output_is_off_without_a_url_in_the_dropin_generation(rendered):
+    http = outputs_of(rendered["0.38.1"])["http_output"]
+    assert http["enabled"] is False and http["url"] == ""
+
+
+@pytest.mark.parametrize("value,expected", [("false", "no"), ("no", "no"), ("true", "yes"), ("True", "yes")])
+def test_falcoctl_auto_update_from_the_command_line(tmp_path, value, expected):
+    role = REPO / "roles" / "falco"
+    out = tmp_path / "env.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_vars": {"file": str(role / "defaults" / "main.yml")}},
+        {"ansible.builtin.include_vars": {"file": str(role / "vars" / "main.yml")}},
+        {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ __falco_installer_env | to_json }}"}},
+    ]}]
+    rc, output, _recap = ansible_playbook(tmp_path, play, {}, "-e", "falco_rules_auto_update=" + value)
+    assert rc == 0, output
+    assert json.loads(out.read_text())["FALCOCTL_ENABLED"] == expected
