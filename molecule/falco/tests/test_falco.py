@@ -1,6 +1,7 @@
 """Falco 0.31.1 (package file) and 0.44.1 (signed repository) from TEST FIXTURE packages.
 
-The last tests move falco-current to 0.43.1 and back to 0.44.1 with falco_version (the repository holds both);
+The last tests move falco-current to 0.43.1 and back to 0.44.1 with falco_version (the repository holds both),
+then falco-legacy from the tutorial's 0.31.1 to 0.44.1;
 they run last (pytest keeps file order) and leave the host on 0.44.1 with the scenario's configuration.
 
 The fixture's falco binary records every call in /var/log/falco-fixture/calls.jsonl and its running state (options,
@@ -369,5 +370,32 @@ def test_the_scenario_version_upgrades_it_back():
                            "/etc/falco/config.d/fleetwatch-rules.yaml"]
 
     rc, output, recap = run_playbook("converge.yml", "--limit", name)
+    assert rc == 0, output
+    assert recap[name]["changed"] == 0, output
+
+
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream Falco reference files not found at %s" % UPSTREAM)
+def test_the_tutorial_host_moves_to_the_dropin_generation():
+    """0.31.1 with a falco.yaml rendered by the role -> 0.44.1 (docs/upgrade.md): the package manager keeps the
+    modified falco.yaml and sets 0.44.1's aside; the role puts the packaged one in place so the drop-ins load."""
+    name = "falco-legacy"
+    h = host(name)
+    ours = h.file("/etc/falco/falco.yaml").content_string
+    move = json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": False,
+                       "falco_package_src": "{{ lab_falco_fixture_dir }}/falco-0.44.1-x86_64.deb"})
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", move)
+    assert rc == 0, output
+    assert installed_version(name) == "0.44.1"
+    packaged = hashlib.sha256((UPSTREAM / "falco-0.44.1_falco.yaml").read_bytes()).hexdigest()
+    assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
+    assert h.file("/etc/falco/falco.yaml.fleetwatch-replaced").content_string == ours
+    assert not h.file("/etc/falco/falco.yaml.dpkg-dist").exists
+    s = state(name)
+    assert s["loaded"][0] == "/etc/falco/falco.yaml"
+    assert "/etc/falco/config.d/fleetwatch-outputs.yaml" in s["loaded"]
+    assert "grpc" not in s["config"] and s["config"]["json_output"] is True
+    assert not h.file("/etc/falco/rules.d/fleetwatch-700-disabled.yaml").exists
+
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", move)
     assert rc == 0, output
     assert recap[name]["changed"] == 0, output
