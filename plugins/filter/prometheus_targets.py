@@ -157,25 +157,23 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
             invalid.append("%s: %s %r is not a port" % (host.name, port_var, port))
         return {"targets": ["%s:%s" % (address, port)], "labels": labels[host.name]}
 
+    def members(kind):
+        """The hosts of one kind of target, each once, in inventory order."""
+        seen = set()
+        for name in job_hosts.get(kind) or []:
+            if name not in seen:
+                seen.add(name)
+                yield hosts[name]
+
     jobs = dict((job, []) for job in JOBS)
     basic_auth_hosts = []
-    seen = set()
-    for name in job_hosts.get("node-exporter") or []:
-        if name in seen:
-            continue
-        seen.add(name)
-        host = hosts[name]
+    for host in members("node-exporter"):
         job = "node-exporter-tls" if host.flag("node_exporter_tls_enabled") else "node-exporter"
         jobs[job].append(group(host, _port(host.get("node_exporter_web_listen_address")),
                                "node_exporter_web_listen_address"))
         if host.get("node_exporter_basic_auth_users"):
-            basic_auth_hosts.append(name)
-    seen = set()
-    for name in job_hosts.get("falco") or []:
-        if name in seen:
-            continue
-        seen.add(name)
-        host = hosts[name]
+            basic_auth_hosts.append(host.name)
+    for host in members("falco"):
         version = host.get("falco_version")
         if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
             jobs["falco"].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
@@ -183,11 +181,8 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
             jobs["falco-exporter"].append(group(host, _port(host.get("falco_exporter_listen_address")),
                                                  "falco_exporter_listen_address"))
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
-        seen = set()
-        for name in job_hosts.get(kind) or []:
-            if name not in seen:
-                seen.add(name)
-                jobs[kind].append(group(hosts[name], hosts[name].get(port_var), port_var))
+        for host in members(kind):
+            jobs[kind].append(group(host, host.get(port_var), port_var))
     return {"jobs": jobs, "labels": labels, "basic_auth_hosts": basic_auth_hosts,
             "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
 
