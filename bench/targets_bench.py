@@ -134,8 +134,8 @@ def main():
     print("\nTarget generation through playbooks/monitoring.yml (--tags prometheus_configure)")
     print("  hosts   floor s   targets s   floor s/1k   targets s/1k   ratio")
     for size, floor, targets in results:
-        print("  %5d  %8.2f  %10.2f  %11.2f  %13.2f  %5.2fx" % (size, floor, targets, floor / size * 1000,
-                                                               targets / size * 1000, targets / floor))
+        row = (size, floor, targets, floor / size * 1000, targets / size * 1000, targets / floor)
+        print("  %5d  %8.2f  %10.2f  %11.2f  %13.2f  %5.2fx" % row)
     print("  goal: ratio <= 1.5x at 5000 hosts; targets s/1k at 5000 <= at 1000")
 
 

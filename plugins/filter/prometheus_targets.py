@@ -178,8 +178,8 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
         if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
             jobs["falco"].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
         if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
-            jobs["falco-exporter"].append(group(host, _port(host.get("falco_exporter_listen_address")),
-                                                 "falco_exporter_listen_address"))
+            exporter_port = _port(host.get("falco_exporter_listen_address"))
+            jobs["falco-exporter"].append(group(host, exporter_port, "falco_exporter_listen_address"))
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
         for host in members(kind):
             jobs[kind].append(group(host, host.get(port_var), port_var))

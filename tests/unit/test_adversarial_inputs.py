@@ -92,8 +92,8 @@ FALCO = {
     "boolean given as a word": ({"falco_grpc_enabled": "maybe"}, error("falco_grpc_enabled")),
     "version read by YAML as a float": ({"falco_version": 0.44}, error("falco_version")),
     "version Falco never released in a supported generation": ({"falco_version": "0.35.1"}, error("falco_version")),
-    "host name with a newline for FALCO_HOSTNAME": ({"falco_hostname": "web\nEnvironment=LD_PRELOAD=/tmp/x.so"},
-                                                   error("falco_hostname")),
+    "host name with a newline for FALCO_HOSTNAME": (
+        {"falco_hostname": "web\nEnvironment=LD_PRELOAD=/tmp/x.so"}, error("falco_hostname")),
     "exception with fields and values of different lengths": (
         {"falco_rule_exceptions": [{"rule": "Terminal shell in container", "name": "x", "fields": ["proc.name", "user.name"],
                                     "comps": ["=", "="], "values": [["bash"]]}]}, error("falco_rule_exceptions")),
@@ -186,7 +186,7 @@ def judge(role, cases, outcome, artifacts=None):
 
 def test_prometheus_inputs(tmp_path):
     hosts, groups = {}, {}
-    for index, (name, (fleet, role_vars, _)) in enumerate(PROMETHEUS.items()):
+    for index, (fleet, role_vars, _expectation) in enumerate(PROMETHEUS.values()):
         host = "case%02d" % index
         group = "fleet%02d" % index
         # Inventory hosts are global: each case's fleet hosts get names of their own.

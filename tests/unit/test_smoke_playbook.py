@@ -63,7 +63,7 @@ def test_the_query_counts_each_rule_of_one_host_on_both_metric_paths(tmp_path):
     assert {r["metric"]["rule"]: r["value"][1] for r in native_after} == \
         {r["metric"]["rule_name"]: r["value"][1] for r in only_that_host}
     assert counters_risen(answer(native_after), answer(native_before), "rule") == sorted(recorded_rules)
-    assert {r["metric"]["rule"] for r in legacy_before} == {rule for rule, *_ in LEGACY_EVENTS}
+    assert {r["metric"]["rule"] for r in legacy_before} == {event[0] for event in LEGACY_EVENTS}
 
 
 def test_a_host_without_a_running_falco_is_reported_not_tested(tmp_path):
