@@ -23,8 +23,9 @@ def test_every_deploying_play_of_site_yml_runs_only_on_reachable_hosts():
         assert patterns and all(p.endswith(":&fleetwatch_reachable") for p in patterns), entry
 
 
-def test_an_unreachable_host_is_left_out_reported_and_fails_the_run(tmp_path):
-    # The same shape as site.yml: reachable.yml, a deploying play restricted by import vars, report_unreachable.yml.
+def run_site_shape(tmp_path, hosts):
+    """Run the shape of site.yml (reachable.yml, a deploying play restricted by import vars,
+    report_unreachable.yml) against the given falco hosts; return (exit code, output)."""
     (tmp_path / "deploy.yml").write_text(yaml.safe_dump([{
         "name": "Deploy", "hosts": "{{ fleetwatch_falco_hosts | default('falco') }}", "gather_facts": False,
         "tasks": [{"name": "Mark", "ansible.builtin.copy": {"dest": str(tmp_path) + "/deployed-{{ inventory_hostname }}",
@@ -34,19 +35,32 @@ def test_an_unreachable_host_is_left_out_reported_and_fails_the_run(tmp_path):
         {"ansible.builtin.import_playbook": "deploy.yml",
          "vars": {"fleetwatch_falco_hosts": "falco:&fleetwatch_reachable"}},
         {"ansible.builtin.import_playbook": str(PLAYBOOKS / "report_unreachable.yml")}]))
-    inventory = {"all": {"vars": {"ansible_python_interpreter": sys.executable}, "children": {"falco": {"hosts": {
-        "up-1": {"ansible_connection": "local"},
-        "up-2": {"ansible_connection": "local"},
-        # Nothing listens on the discard port of the loopback: the connection is refused at once.
-        "down-1": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
-                   "ansible_ssh_common_args": "-o ConnectTimeout=3"}}}}}}
+    inventory = {"all": {"vars": {"ansible_python_interpreter": sys.executable},
+                         "children": {"falco": {"hosts": hosts}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_LOCALHOST_WARNING="0")
     proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "site.yml")],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
-    output = proc.stdout + proc.stderr
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_when_every_host_answers_all_are_deployed_and_the_run_succeeds(tmp_path):
+    rc, output = run_site_shape(tmp_path, {"up-1": {"ansible_connection": "local"},
+                                           "up-2": {"ansible_connection": "local"}})
+    assert rc == 0, output
+    assert "Every host answered." in output
+    assert sorted(p.name for p in tmp_path.glob("deployed-*")) == ["deployed-up-1", "deployed-up-2"]
+
+
+def test_an_unreachable_host_is_left_out_reported_and_fails_the_run(tmp_path):
+    rc, output = run_site_shape(tmp_path, {
+        "up-1": {"ansible_connection": "local"},
+        "up-2": {"ansible_connection": "local"},
+        # Nothing listens on the discard port of the loopback: the connection is refused at once.
+        "down-1": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
+                   "ansible_ssh_common_args": "-o ConnectTimeout=3"}})
     assert sorted(p.name for p in tmp_path.glob("deployed-*")) == ["deployed-up-1", "deployed-up-2"], output
-    assert proc.returncode != 0, output
+    assert rc != 0, output
     assert "Left out because they did not answer: down-1. Every other host was deployed." in output, output
 
 
