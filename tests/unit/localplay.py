@@ -14,21 +14,27 @@ REPO = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def ansible_playbook(tmp_path, play, extra_vars, *args):
-    """Run a play on localhost with the live collection; returns (rc, output, {ok, changed, failed})."""
+def run_playbook(tmp_path, *args, env=None, timeout=600):
+    """Run ansible-playbook with ``args`` against the live collection (linked under tmp_path); returns the process."""
     collections = tmp_path / "collections"
     link = collections / "ansible_collections" / "fleetwatch" / "falco_stack"
     if not link.exists():
         link.parent.mkdir(parents=True)
         link.symlink_to(REPO)
+    run_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCALHOST_WARNING="0",
+                   ANSIBLE_INVENTORY_UNPARSED_WARNING="0", **(env or {}))
+    return subprocess.run(["ansible-playbook", *args], capture_output=True, text=True, env=run_env, timeout=timeout,
+                          check=False)
+
+
+def ansible_playbook(tmp_path, play, extra_vars, *args):
+    """Run a play on localhost with the live collection; returns (rc, output, {ok, changed, failed})."""
     playbook = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:8])
     playbook.write_text(yaml.safe_dump(play))
     variables = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:8])
     variables.write_text(json.dumps(dict({"ansible_python_interpreter": sys.executable}, **extra_vars)))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    proc = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables,
-                           *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+    proc = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables, *args)
     output = proc.stdout + proc.stderr
     match = RECAP.search(output)
     recap = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()))) if match else {}

@@ -7,7 +7,6 @@ test and parsed back. The terminal summary prints how many cases were tried and 
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from localplay import REPO
+from localplay import REPO, run_playbook
 
 PLAYBOOK = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not found (activate the venv)")
@@ -132,20 +131,15 @@ GRAFANA = {
 
 def run_cases(tmp_path, role, hosts, groups=None, post_tasks=()):
     """Run the role's argument specs and preflight for every case host; return {host: (failed, message)}."""
-    collections = tmp_path / "collections" / "ansible_collections" / "fleetwatch"
-    collections.mkdir(parents=True)
-    (collections / "falco_stack").symlink_to(REPO)
     inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
                          "children": dict({"cases": {"hosts": hosts}}, **(groups or {}))}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     play = [{"hosts": "cases", "gather_facts": False, "roles": ["fleetwatch.falco_stack." + role],
              "post_tasks": list(post_tasks)}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_FORKS="8")
-    proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"),
-                           "--tags", "adversarial_preflight_only"], capture_output=True, text=True, env=env,
-                          timeout=900, check=False)
+    proc = run_playbook(tmp_path, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"),
+                        "--tags", "adversarial_preflight_only",
+                        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "8"}, timeout=900)
     try:
         report = json.loads(proc.stdout)
     except ValueError:

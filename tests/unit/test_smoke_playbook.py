@@ -4,7 +4,6 @@ where no Falco runs (here: this machine, which has none)."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.fleetwatch.falco_stack.plugins.filter.counters_risen import counters_risen
-from localplay import REPO
+from localplay import REPO, run_playbook
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 import promlab  # noqa: E402
@@ -69,21 +68,41 @@ def test_the_query_counts_each_rule_of_one_host_on_both_metric_paths(tmp_path):
 def test_a_host_without_a_running_falco_is_reported_not_tested(tmp_path):
     if shutil.which("ansible-playbook") is None:
         pytest.skip("ansible-playbook not found")
-    collections = tmp_path / "collections" / "ansible_collections" / "fleetwatch"
-    collections.mkdir(parents=True)
-    (collections / "falco_stack").symlink_to(REPO)
     inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
                          "children": {"falco": {"hosts": {"agent-here": None}},
                                       "monitoring": {"hosts": {"monitor-here": None}}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     before = set(os.listdir("/bin"))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_NOCOLOR="1")
     started = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), str(SMOKE)], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    proc = run_playbook(tmp_path, "-i", str(tmp_path / "hosts.yml"), str(SMOKE), timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     assert "No Falco unit is active on agent-here" in output and "NOT smoke-tested" in output, output
     assert "agent-here                 : ok=" in output and "failed=1" in output
     assert set(os.listdir("/bin")) == before
     assert time.monotonic() - started < 120, "gave up early, not after the deadline"
+
+
+def test_a_host_whose_falco_has_none_of_the_rules_is_not_smoke_tested(tmp_path):
+    """A Falco unit is active (a fake systemctl says so) but no rules file names the three rules: every event is
+    planned as 'rule not loaded' and the host fails instead of passing."""
+    if shutil.which("ansible-playbook") is None:
+        pytest.skip("ansible-playbook not found")
+    if os.path.exists("/etc/falco"):
+        pytest.skip("this machine has /etc/falco; the test needs a host without Falco rules")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    systemctl = fake_bin / "systemctl"
+    systemctl.write_text('#!/bin/sh\n[ "$1" = is-active ] && [ "$3" = falco-modern-bpf.service ] && exit 0\nexit 3\n')
+    systemctl.chmod(0o755)
+    inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                         "children": {"falco": {"hosts": {"agent-here": None}},
+                                      "monitoring": {"hosts": {"monitor-here": None}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    proc = run_playbook(tmp_path, "-i", str(tmp_path / "hosts.yml"), str(SMOKE), timeout=300,
+                        env={"PATH": "%s:%s" % (fake_bin, os.environ["PATH"])})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "None of the smoke events can run on agent-here" in output, output
+    for event in ("write_below_bin", "privileged", "sensitive_mount"):
+        assert "'%s': 'rule not loaded'" % event in output, output
