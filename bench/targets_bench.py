@@ -79,12 +79,18 @@ def write_inventory(path, size):
     return hosts
 
 
-def run(cmd, env):
+def run(cmd, env, profile=None):
+    """Run cmd; return its wall time. With profile (a label), print the play recap and the profile_tasks table."""
+    if profile:
+        env = dict(env, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="15")
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit("failed: %s\n%s%s" % (" ".join(cmd), proc.stdout[-4000:], proc.stderr[-4000:]))
+    if profile:
+        tail = proc.stdout[proc.stdout.rfind("PLAY RECAP"):]
+        print("--- %s (%.2f s)\n%s" % (profile, elapsed, tail.strip()), flush=True)
     return elapsed
 
 
@@ -98,6 +104,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000", help="fleet sizes, comma-separated")
     parser.add_argument("--keep", action="store_true", help="leave the monitoring container running")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the recap and the slowest tasks of each timed run (profile_tasks)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
@@ -119,8 +127,10 @@ def main():
             for size in sizes:
                 inventory = Path(tmp, "fleet-%d.yml" % size)
                 hosts = write_inventory(inventory, size)
-                floor = run(["ansible-playbook", "-i", str(inventory), str(floor_play)], env)
-                targets = run(["ansible-playbook", "-i", str(inventory)] + playbook, env)
+                label = "%d hosts, %%s" % size if args.profile else None
+                floor = run(["ansible-playbook", "-i", str(inventory), str(floor_play)], env,
+                            label and label % "floor")
+                targets = run(["ansible-playbook", "-i", str(inventory)] + playbook, env, label and label % "targets")
                 for job, want in expected(hosts).items():
                     got = written_targets(JOB_FILES[job])
                     if got != want:
