@@ -48,10 +48,13 @@ options:
         type: str
 attributes:
   check_mode:
+    description: Reports which files would change, and shows how with C(--diff), without writing.
     support: full
   diff_mode:
+    description: Shows the content and the owner, group and mode changes.
     support: full
-author: fleetwatch engineers
+author:
+  - fleetwatch engineers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -169,7 +172,9 @@ def main():
             changed = True
             if attribute_diff and attribute_diff["before"] and existed[spec["path"]]:
                 diffs.append(dict(attribute_diff, before_header=spec["path"], after_header=spec["path"]))
-    result = {"changed": changed, "written": [path for _tmp, path in moves]}
+    # The arguments are echoed back without the contents: on a large fleet they are megabytes of scrape targets.
+    invocation = {"module_args": {"files": [dict((k, v) for k, v in spec.items() if k != "content") for spec in files]}}
+    result = {"changed": changed, "written": [path for _tmp, path in moves], "invocation": invocation}
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)
