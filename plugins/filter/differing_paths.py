@@ -20,13 +20,14 @@ description:
 options:
   _input:
     description: Wanted paths, each a dict with C(path), C(mode) (octal string such as C(640)), C(group) (name or
-      number), optional C(owner) (default C(root)), optional C(present) (default true) and, for files, C(content).
+      number), optional C(owner) (name or number, default C(root)), optional C(present) (default true) and, for
+      files, C(content).
     type: list
     elements: dict
     required: true
   reported:
-    description: What the host reported, by path; each a dict with C(type), C(mode), C(user), C(group), C(gid) and,
-      for regular files, C(sha1). Paths that do not exist are absent.
+    description: What the host reported, by path; each a dict with C(type), C(mode), C(user), C(uid) (optional),
+      C(group), C(gid) and, for regular files, C(sha1). Paths that do not exist are absent.
     type: dict
     required: true
 """
@@ -69,7 +70,7 @@ def _differs(item, state):
         return True
     if str(item.get("mode", "")).lstrip("0") != str(state.get("mode", "")).lstrip("0"):
         return True
-    if str(item.get("owner", "root")) != state.get("user"):
+    if str(item.get("owner", "root")) not in (state.get("user"), state.get("uid")):
         return True
     return str(item.get("group", "root")) not in (state.get("group"), state.get("gid"))
 

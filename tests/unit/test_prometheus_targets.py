@@ -172,3 +172,15 @@ def test_remote_write_receiver_is_off_by_default(tmp_path):
     assert "--web.enable-remote-write-receiver" not in render(tmp_path)["args"]
     rendered = render(tmp_path, prometheus_web_enable_remote_write_receiver=True)
     assert "--web.enable-remote-write-receiver" in rendered["args"]
+
+
+def test_the_inspection_covers_every_file_and_directory_the_role_writes(tmp_path):
+    """A path left out of the one-shot inspection would be written again at every run."""
+    names = {"inspected": "__prometheus_inspected_paths", "jobs": "__prometheus_jobs"}
+    rendered = render_role_vars(tmp_path, "prometheus", names, {"prometheus_config_dir": "/etc/prom"},
+                                inventory=INVENTORY, host="mon")
+    inspected = set(rendered["inspected"])
+    assert {"/etc/prom/targets/%s.yml" % job for job in rendered["jobs"]} <= inspected
+    assert {"/etc/prom", "/etc/prom/rules", "/etc/prom/targets", "/var/lib/prometheus/metrics2", "/etc/prom/prometheus.yml",
+            "/etc/prom/rules/falco-alerts.yml", "/etc/prom/rules/extra.yml", "/etc/prom/scrape-ca.crt",
+            "/etc/prom/scrape-password"} <= inspected

@@ -254,6 +254,43 @@ def test_a_configuration_change_reloads_without_a_restart():
         assert rc == 0, output
 
 
+def test_a_new_rule_on_the_converged_host_is_checked_written_and_reloaded():
+    """The role writes only what differs from its inspection; a changed rule file must still go through promtool,
+    reach the host and reload Prometheus, and check mode must still report it without writing."""
+    rule_file = "/etc/prometheus/rules/extra.yml"
+    good = {"prometheus_extra_rule_groups": [{"name": "fleetwatch-lab-extra", "rules": [
+        {"alert": "FixtureExtraRule", "expr": "vector(0) > 1", "for": "1m"}]}]}
+    broken = {"prometheus_extra_rule_groups": [{"name": "fleetwatch-lab-broken", "rules": [
+        {"alert": "FixtureBrokenRule", "expr": "up{"}]}]}
+    configure = ("--limit", "mon-prom", "--tags", "prometheus_configure")
+    assert not MON.file(rule_file).exists
+    pid, reloaded = main_pid(), own_metric("prometheus_config_last_reload_success_timestamp_seconds")
+    time.sleep(1)
+    try:
+        rc, output, recap = run_playbook("converge.yml", *configure, "--check", "--diff", "-e", json.dumps(good))
+        assert rc == 0, output
+        assert recap["mon-prom"]["changed"] >= 1 and "FixtureExtraRule" in output, output
+        assert not MON.file(rule_file).exists
+        rc, output, recap = run_playbook("converge.yml", *configure, "-e", json.dumps(broken))
+        assert rc != 0 and "failed to validate" in output, output
+        assert not MON.file(rule_file).exists
+        assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") == reloaded
+        rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", json.dumps(good))
+        assert rc == 0, output
+        assert "FixtureExtraRule" in MON.file(rule_file).content_string
+        assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
+
+        def loaded():
+            groups = curl_json("http://localhost:9090/api/v1/rules")["data"]["groups"]
+            return [r for g in groups for r in g["rules"] if r["name"] == "FixtureExtraRule"]
+        assert wait_for(loaded, timeout=30), "the new rule was not loaded"
+        assert main_pid() == pid
+    finally:
+        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        assert rc == 0, output
+    assert not MON.file(rule_file).exists, "a rule file the role no longer ships stayed"
+
+
 def test_misspelled_variable_fails_with_a_suggestion():
     rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", "prometheus_retention_tme=30d")
     assert rc != 0

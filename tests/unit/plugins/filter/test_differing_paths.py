@@ -60,3 +60,13 @@ def test_order_is_kept_and_only_differing_items_returned():
 
 def test_the_filter_is_registered_under_its_name():
     assert FilterModule().filters()["differing_paths"] is differing_paths
+
+
+def test_an_owner_given_by_number_matches_the_reported_uid():
+    reported = {"type": "directory", "mode": "750", "user": "nobody", "uid": "65534", "group": "nogroup", "gid": "65534"}
+    wanted = dict(WANTED_DIR, owner=65534)
+    assert differing_paths([wanted], {wanted["path"]: reported}) == []
+    assert differing_paths([wanted], {wanted["path"]: dict(reported, user="prometheus", uid="998")}) == [wanted]
+    # A name still has to match the name: a uid is no wildcard for it.
+    named = dict(WANTED_DIR, owner="prometheus")
+    assert differing_paths([named], {named["path"]: reported}) == [named]
