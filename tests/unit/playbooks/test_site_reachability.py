@@ -23,12 +23,15 @@ def test_every_deploying_play_of_site_yml_runs_only_on_reachable_hosts():
         assert patterns and all(p.endswith(":&fleetwatch_reachable") for p in patterns), entry
 
 
-def run_site_shape(tmp_path, hosts):
+def run_site_shape(tmp_path, hosts, failing=()):
     """Run the shape of site.yml (reachable.yml, a deploying play restricted by import vars,
-    report_unreachable.yml) against the given falco hosts; return (exit code, output)."""
+    report_unreachable.yml) against the given falco hosts, the deploy failing on the hosts named in failing;
+    return (exit code, output)."""
     (tmp_path / "deploy.yml").write_text(yaml.safe_dump([{
         "name": "Deploy", "hosts": "{{ fleetwatch_falco_hosts | default('falco') }}", "gather_facts": False,
-        "tasks": [{"name": "Mark", "ansible.builtin.copy": {"dest": str(tmp_path) + "/deployed-{{ inventory_hostname }}",
+        "tasks": [{"name": "Fail part-way", "ansible.builtin.fail": {"msg": "injected failure"},
+                   "when": "inventory_hostname in %r" % list(failing)},
+                  {"name": "Mark", "ansible.builtin.copy": {"dest": str(tmp_path) + "/deployed-{{ inventory_hostname }}",
                                                             "content": "x", "mode": "0600"}}]}]))
     (tmp_path / "site.yml").write_text(yaml.safe_dump([
         {"ansible.builtin.import_playbook": str(PLAYBOOKS / "reachable.yml")},
@@ -62,6 +65,18 @@ def test_an_unreachable_host_is_left_out_reported_and_fails_the_run(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("deployed-*")) == ["deployed-up-1", "deployed-up-2"], output
     assert rc != 0, output
     assert "Left out because they did not answer: down-1. Every other host was deployed." in output, output
+
+
+def test_a_host_that_fails_part_way_is_named_at_the_end_with_the_unreachable_ones(tmp_path):
+    rc, output = run_site_shape(tmp_path, {
+        "up-1": {"ansible_connection": "local"},
+        "up-2": {"ansible_connection": "local"},
+        "down-1": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
+                   "ansible_ssh_common_args": "-o ConnectTimeout=3"}}, failing=["up-2"])
+    assert sorted(p.name for p in tmp_path.glob("deployed-*")) == ["deployed-up-1"], output
+    assert rc != 0, output
+    assert "Left out because they did not answer: down-1." in output, output
+    assert "Failed or lost during the run (see the errors above): up-2. Every other host was deployed." in output, output
 
 
 @pytest.mark.parametrize("playbook", ["falco.yml", "node_exporter.yml", "falco_exporter.yml"])
