@@ -4,6 +4,7 @@ openssl, Falco's published config schema). Falco and Grafana do not run on this 
 rendered and inspected, not served. The served endpoints are exercised for real in molecule/tls.
 """
 
+import base64
 import configparser
 import json
 import os
@@ -253,3 +254,22 @@ def test_grafana_serves_https_and_queries_prometheus_with_the_ca_and_basic_auth(
     key_body = "".join(line for line in (pki_dir / "hosts" / "localhost.key").read_text().splitlines() if "-----" not in line)
     for secret in (PASSWORD, "unit-fixture-admin-pw", key_body):
         assert secret not in output
+
+
+def test_falcosidekick_posts_to_alertmanager_over_https_with_the_fleet_credential(pki, tmp_path):
+    from test_falcosidekick_role import UPSTREAM_EXAMPLE as SIDEKICK_UPSTREAM, assert_keys_known, render, upstream_keys
+    _, pki_dir, _ = pki
+    rendered = render(tmp_path, dict(SWITCH, fleetwatch_pki_dir=str(pki_dir)),
+                      {"config": "__falcosidekick_config", "ca": "falcosidekick_alertmanager_ca_cert"})
+    config = rendered["config"]
+    token = base64.b64encode(("prometheus:" + PASSWORD).encode()).decode()
+    assert config["alertmanager"]["hostport"] == "https://127.0.0.1:9093"
+    assert config["alertmanager"]["checkcert"] is True
+    assert config["alertmanager"]["customHeaders"] == {"Authorization": "Basic " + token}
+    assert config["tlsclient"] == {"cacertfile": "/etc/falcosidekick/alertmanager-ca.crt"}
+    assert rendered["ca"] == (pki_dir / "ca.crt").read_text()
+    if SIDEKICK_UPSTREAM.is_file():
+        assert_keys_known(config, upstream_keys())
+    off = render(tmp_path, {}, {"config": "__falcosidekick_config"})["config"]
+    assert off["alertmanager"]["hostport"] == "http://127.0.0.1:9093" and "tlsclient" not in off
+    assert "customHeaders" not in off["alertmanager"]
