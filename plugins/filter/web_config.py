@@ -14,7 +14,7 @@ from ansible.plugins.filter.core import get_encrypted_password
 DOCUMENTATION = r"""
 name: web_config
 short_description: Build an exporter-toolkit web configuration (tls_server_config, basic_auth_users)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - node_exporter, Prometheus and Alertmanager read the same C(--web.config.file) format. The filter turns clear-text
     users into bcrypt hashes with a salt derived from O(salt_seed) (the host name), so a re-run renders the same hash

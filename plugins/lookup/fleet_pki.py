@@ -5,16 +5,10 @@
 
 from __future__ import annotations
 
-import os
-
-from ansible.errors import AnsibleLookupError
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: fleet_pki
 short_description: Read the CA certificate, or a host's certificate or key, made by the fleet_pki role
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The fleet_pki role keeps its CA and one server certificate per inventory host in a directory on the controller
     (C(fleetwatch_pki_dir), default C(~/.fleetwatch/pki)). This lookup is the one place that knows the layout,
@@ -52,6 +46,12 @@ _raw:
   type: list
   elements: raw
 """
+
+import os
+
+from ansible.errors import AnsibleLookupError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.lookup import LookupBase
 
 DEFAULT_DIR = "~/.fleetwatch/pki"
 FILES = {"ca": "ca.crt", "cert": "hosts/{host}.crt", "key": "hosts/{host}.key"}

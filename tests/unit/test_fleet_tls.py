@@ -68,7 +68,7 @@ def x509(path):
 
 
 def test_the_ca_and_one_certificate_per_host_are_made_with_private_modes(pki):
-    _, pki_dir, first = pki
+    pki_dir, first = pki[1], pki[2]
     # The first host makes the CA key, the CA, its key and certificate (and the directories); the other its key and cert.
     assert sorted(changed_counts(first).values()) == [2, 5]
     files = {str(p.relative_to(pki_dir)): stat.S_IMODE(p.stat().st_mode) for p in pki_dir.rglob("*")}
@@ -78,7 +78,7 @@ def test_the_ca_and_one_certificate_per_host_are_made_with_private_modes(pki):
 
 
 def test_host_certificates_name_the_host_and_the_addresses_prometheus_scrapes(pki):
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     text = x509(pki_dir / "hosts" / "agent-1.crt")
     assert "DNS:agent-1, IP Address:10.88.0.41, DNS:agent-1.lab.example, DNS:localhost, IP Address:127.0.0.1" in text
     assert "TLS Web Server Authentication" in text and "CA:FALSE" in text
@@ -90,7 +90,7 @@ def test_host_certificates_name_the_host_and_the_addresses_prometheus_scrapes(pk
 
 
 def test_a_rerun_issues_nothing_and_a_changed_name_reissues_only_that_host(pki):
-    workdir, pki_dir, _ = pki
+    workdir, pki_dir = pki[0], pki[1]
     before = {p.name: p.read_bytes() for p in pki_dir.rglob("*.*")}
     rc, again = pki_run(workdir, pki_dir, "-e", "prometheus_target_address_var=scrape_address")
     assert rc == 0, again
@@ -127,7 +127,7 @@ SWITCH = {"fleetwatch_tls_enabled": True, "fleetwatch_scrape_password": PASSWORD
 
 @pytest.fixture(scope="module")
 def prometheus(pki, tmp_path_factory):
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     workdir = tmp_path_factory.mktemp("prometheus-tls")
     inventory = yaml.safe_dump({"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
@@ -146,7 +146,7 @@ def prometheus(pki, tmp_path_factory):
 
 
 def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(prometheus):
-    _, config_dir, pki_dir, values = prometheus
+    config_dir, pki_dir, values = prometheus[1:]
     config = values["config"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     auth = {"username": "prometheus", "password_file": "%s/scrape-password" % config_dir}
@@ -170,7 +170,7 @@ def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(p
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
 def test_promtool_accepts_the_rendered_configuration_and_web_configuration(prometheus):
-    _, config_dir, pki_dir, values = prometheus
+    config_dir, pki_dir, values = prometheus[1:]
     config_dir.mkdir(exist_ok=True)
     (config_dir / "scrape-ca.crt").write_text(values["ca"])
     (config_dir / "scrape-password").write_text(PASSWORD)
@@ -196,7 +196,7 @@ def test_switch_off_renders_todays_prometheus_configuration(tmp_path):
 
 
 def test_alertmanager_follows_the_switch(pki, tmp_path):
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     switch = dict(SWITCH, fleetwatch_pki_dir=str(pki_dir))
     am = render_role_vars(tmp_path, "alertmanager", {"args": "__alertmanager_args", "users": "alertmanager_web_basic_auth_users",
                                                      "key": "alertmanager_web_tls_key"}, switch)
@@ -210,12 +210,12 @@ def test_alertmanager_follows_the_switch(pki, tmp_path):
 @pytest.mark.skipif(not UPSTREAM.is_dir(), reason=UPSTREAM_REASON)
 def test_falco_metrics_tls_renders_a_drop_in_falcos_schema_accepts(pki, tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     stage = tmp_path / "stage"
     stage.mkdir()
     play = load_yaml(REPO / "tests" / "unit" / "roles" / "falco_render.yml")
-    rc, output, _ = ansible_playbook(tmp_path, play, dict(SWITCH, fleetwatch_pki_dir=str(pki_dir), falco_version="0.44.1",
-                                                          __falco_stage_dir=str(stage)))
+    rc, output = ansible_playbook(tmp_path, play, dict(SWITCH, fleetwatch_pki_dir=str(pki_dir), falco_version="0.44.1",
+                                                       __falco_stage_dir=str(stage)))[:2]
     assert rc == 0, output
     dropins = sorted((stage / "config.d").glob("*.yaml"))
     packaged = sorted(UPSTREAM.glob("falco-0.44.1_config.d_*.yaml"))
@@ -230,14 +230,14 @@ def test_falco_metrics_tls_renders_a_drop_in_falcos_schema_accepts(pki, tmp_path
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("podman") is None,
                     reason="the grafana role sets file owners (run as root) and its container-mode preflight needs podman")
 def test_grafana_serves_https_and_queries_prometheus_with_the_ca_and_basic_auth(pki, tmp_path):
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     config_dir = tmp_path / "etc" / "grafana"
     variables = dict(SWITCH, fleetwatch_pki_dir=str(pki_dir), grafana_mode="container", grafana_container_engine="podman",
                      grafana_container_name="fleetwatch-unit-fixture-tls", grafana_config_dir=str(config_dir),
                      grafana_data_dir=str(tmp_path / "data"), grafana_admin_password="unit-fixture-admin-pw",
                      grafana_dashboard_cache_dir=str(tmp_path / "cache"))
     play = [{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "fleetwatch.falco_stack.grafana"}]}]
-    rc, output, _ = ansible_playbook(tmp_path, play, variables, "--tags", "grafana_configure", "-vvv")
+    rc, output = ansible_playbook(tmp_path, play, variables, "--tags", "grafana_configure", "-vvv")[:2]
     assert rc == 0, output
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string((config_dir / "grafana.ini").read_text())
@@ -258,7 +258,7 @@ def test_grafana_serves_https_and_queries_prometheus_with_the_ca_and_basic_auth(
 
 def test_falcosidekick_posts_to_alertmanager_over_https_with_the_fleet_credential(pki, tmp_path):
     from test_falcosidekick_role import UPSTREAM_EXAMPLE as SIDEKICK_UPSTREAM, assert_keys_known, render, upstream_keys
-    _, pki_dir, _ = pki
+    pki_dir = pki[1]
     rendered = render(tmp_path, dict(SWITCH, fleetwatch_pki_dir=str(pki_dir)),
                       {"config": "__falcosidekick_config", "ca": "falcosidekick_alertmanager_ca_cert"})
     config = rendered["config"]
