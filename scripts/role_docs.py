@@ -27,8 +27,9 @@ def default_of(option):
     if "default" not in option:
         return "*required*" if option.get("required") else ""
     value = option["default"]
+    # Table cells: a "|" (Jinja filters in defaults that follow fleetwatch_tls_enabled) would end the cell.
     return "`%s`" % (yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
-                     if not isinstance(value, str) else repr(value) if value == "" else value)
+                     if not isinstance(value, str) else repr(value) if value == "" else value).replace("|", "\\|")
 
 
 def variables_table(spec):

@@ -71,7 +71,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(jobs) (job name to a list of C({targets, labels}) groups, one per host, for the jobs node-exporter,
-    node-exporter-tls, falco, falco-exporter, docker-exporter and falcosidekick), C(labels) (host to its labels),
+    node-exporter-tls, falco, falco-tls, falco-exporter, docker-exporter and falcosidekick; the C(-tls) jobs hold the
+    hosts whose C(node_exporter_tls_enabled) or C(falco_metrics_tls_enabled) is on), C(labels) (host to its labels),
     C(basic_auth_hosts) (node_exporter hosts that ask for basic auth), C(missing_address) (target hosts whose
     address variable is empty) and C(invalid_targets) (one line per host whose address or port Prometheus would
     refuse, naming the variable).
@@ -81,7 +82,7 @@ _value:
 # A scrape address Prometheus accepts in a target: a DNS name or IPv4 address, or an IPv6 address in brackets.
 ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])\Z")
 PORT = re.compile(r"^[0-9]{1,5}\Z")
-JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-exporter", "docker-exporter", "falcosidekick")
+JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "docker-exporter", "falcosidekick")
 
 
 def _port(listen_address):
@@ -107,6 +108,8 @@ class _Host:
         return self.defaults.get(key)
 
     def flag(self, key):
+        if self.get(key) is None:
+            return False
         try:
             return boolean(self.get(key), strict=True)
         except TypeError:
@@ -176,7 +179,8 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     for host in members("falco"):
         version = host.get("falco_version")
         if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
-            jobs["falco"].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
+            job = "falco-tls" if host.flag("falco_metrics_tls_enabled") else "falco"
+            jobs[job].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
         if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
             exporter_port = _port(host.get("falco_exporter_listen_address"))
             jobs["falco-exporter"].append(group(host, exporter_port, "falco_exporter_listen_address"))
