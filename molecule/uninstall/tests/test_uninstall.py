@@ -55,8 +55,8 @@ def deployed():
         "prometheus": host(MON).service("prometheus").is_running,
         "alertmanager": host(MON).service("prometheus-alertmanager").is_running,
         "node_exporter_package": host(MON).service("prometheus-node-exporter").is_running,
-        "node_exporter_container": host(AGENT).run("podman container inspect --format '{{.State.Running}}' node_exporter")
-                                             .stdout.strip() == "true",
+        "node_exporter_container": host(AGENT).run(
+            "podman container inspect --format '{{.State.Running}}' node_exporter").stdout.strip() == "true",
         "falco": dpkg_status(AGENT, "falco") == "installed",
         "forwarding": host(AGENT).file("/etc/rsyslog.d/40-fleetwatch-falco-forward.conf").exists,
         "collecting": host(MON).file("/etc/rsyslog.d/40-fleetwatch-falco-collect.conf").exists,
@@ -130,7 +130,8 @@ def test_the_purge_switches_remove_the_data():
 
 
 def test_site_reinstalls_after_the_uninstall():
-    rc, output, _ = run_playbook("converge.yml")
+    rc, output, recap = run_playbook("converge.yml")
     assert rc == 0, output
+    assert recap[MON]["changed"] > 0 and recap[AGENT]["changed"] > 0, recap
     assert all(deployed().values()), deployed()
     assert host(AGENT).file("/etc/falco/config.d/fleetwatch-outputs.yaml").exists
