@@ -1,0 +1,137 @@
+"""playbooks/uninstall.yml after site.yml: refused without confirmation, check mode, the real run, a second run that
+changes nothing, the purge switches, then site.yml again (reinstall). The tests run in file order (pytest keeps it)
+and each builds on the previous one's state.
+
+What runs: Debian's Prometheus, Alertmanager, node_exporter and rsyslog; node_exporter under nested podman from the
+local test image; Falco is the TEST FIXTURE package from tests/fixtures/falco-package (a signed local repository).
+"""
+
+import sys
+from pathlib import Path
+
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from labtest import run_playbook  # noqa: E402
+
+MON, AGENT = "uni-mon", "uni-agent"
+CONFIRM = ["-e", "fleetwatch_uninstall_confirm=yes"]
+PURGE = ["-e", "prometheus_uninstall_purge_data=true", "-e", "alertmanager_uninstall_purge_data=true",
+         "-e", "event_collector_uninstall_purge_data=true"]
+DATA = ["/var/lib/prometheus/metrics2", "/var/lib/prometheus/alertmanager", "/var/log/fleetwatch/falco-events"]
+EVENTS_MARKER = "/var/log/fleetwatch/falco-events/uni-marker.jsonl"
+NE_IMAGE = "localhost/fleetwatch-test/node-exporter:debian12"
+GONE = {
+    MON: ["/etc/prometheus/prometheus.yml", "/etc/prometheus/rules", "/etc/prometheus/targets",
+          "/etc/systemd/system/prometheus.service.d", "/etc/alertmanager",
+          "/etc/systemd/system/prometheus-alertmanager.service.d", "/etc/systemd/system/prometheus-node-exporter.service.d",
+          "/etc/rsyslog.d/40-fleetwatch-falco-collect.conf", "/etc/rsyslog.d/10-fleetwatch-message-size.conf",
+          "/etc/logrotate.d/fleetwatch-falco-events"],
+    AGENT: ["/etc/apt/sources.list.d/falcosecurity.sources", "/usr/share/keyrings/falco-archive-keyring.asc",
+            "/var/lib/fleetwatch", "/etc/falco/config.d", "/etc/falco/rules.d",
+            "/etc/systemd/system/falco-modern-bpf.service.d", "/etc/systemd/system/falco-kmod.service.d",
+            "/etc/systemd/system/falco-custom.service.d", "/etc/systemd/system/falcoctl-artifact-follow.service",
+            "/etc/rsyslog.d/40-fleetwatch-falco-forward.conf", "/etc/rsyslog.d/10-fleetwatch-message-size.conf",
+            "/etc/node_exporter"],
+}
+PORTS = {MON: [9090, 9093, 9100, 514], AGENT: [9100, 8765]}
+
+
+def host(name):
+    return testinfra.get_host("podman://" + name)
+
+
+def dpkg_status(name, package):
+    return host(name).run("dpkg-query --show --showformat='${db:Status-Status}' %s" % package).stdout.strip()
+
+
+def listening(name, port):
+    return host(name).run("ss -Htln 'sport = :%d'" % port).stdout.strip() != ""
+
+
+def deployed():
+    """What site.yml leaves running; each test checks it before or after."""
+    return {
+        "prometheus": host(MON).service("prometheus").is_running,
+        "alertmanager": host(MON).service("prometheus-alertmanager").is_running,
+        "node_exporter_package": host(MON).service("prometheus-node-exporter").is_running,
+        "node_exporter_container": host(AGENT).run(
+            "podman container inspect --format '{{.State.Running}}' node_exporter").stdout.strip() == "true",
+        "falco": dpkg_status(AGENT, "falco") == "installed",
+        "forwarding": host(AGENT).file("/etc/rsyslog.d/40-fleetwatch-falco-forward.conf").exists,
+        "collecting": host(MON).file("/etc/rsyslog.d/40-fleetwatch-falco-collect.conf").exists,
+    }
+
+
+def test_the_site_is_deployed_and_holds_data():
+    assert all(deployed().values()), deployed()
+    # Data the uninstall must keep: Prometheus' database and Alertmanager's state exist once they ran; one event.
+    host(MON).check_output("printf '%%s\\n' '{\"host\":\"uni-agent\",\"rule\":\"uni marker\"}' > %s" % EVENTS_MARKER)
+    for path in DATA:
+        assert host(MON).file(path).is_directory, path
+
+
+def test_without_confirmation_nothing_changes():
+    rc, output, recap = run_playbook("uninstall.yml")
+    assert rc != 0, output
+    assert "-e fleetwatch_uninstall_confirm=yes" in output
+    assert MON not in recap and AGENT not in recap, recap
+    assert all(deployed().values()), deployed()
+
+
+def test_check_mode_reports_the_changes_and_makes_none():
+    rc, output, recap = run_playbook("uninstall.yml", "--check", *CONFIRM)
+    assert rc == 0, output
+    assert recap[MON]["changed"] > 0 and recap[AGENT]["changed"] > 0, recap
+    assert all(deployed().values()), deployed()
+
+
+def test_uninstall_removes_services_packages_and_configuration():
+    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM)
+    assert rc == 0, output
+    assert not any(deployed().values()), deployed()
+    for package in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
+        assert dpkg_status(MON, package) in ("", "not-installed", "config-files"), package
+    # Removed, not purged: the package's own configuration files are the package's business.
+    assert dpkg_status(AGENT, "falco") == "config-files"
+    for name, paths in GONE.items():
+        present = [p for p in paths if host(name).file(p).exists]
+        assert present == [], (name, present)
+    for name, ports in PORTS.items():
+        assert [p for p in ports if listening(name, p)] == [], name
+    # The agent's podman no longer has the container; the image was loaded by hand (pull false) and stays.
+    assert host(AGENT).run("podman container exists node_exporter").rc == 1
+    assert host(AGENT).run("podman image exists %s" % NE_IMAGE).rc == 0
+    assert host(AGENT).run("ls /var/spool/rsyslog/fleetwatch_falco_forward* /var/spool/rsyslog/fleetwatch-falco-imjournal.state"
+                           " /var/lib/rsyslog/fleetwatch-falco-imjournal.state").stdout.strip() == ""
+    # rsyslog is the distribution's syslog: it stays installed and running.
+    for name in (MON, AGENT):
+        assert host(name).service("rsyslog").is_running, name
+
+
+def test_uninstall_keeps_the_data():
+    for path in DATA:
+        assert host(MON).file(path).is_directory, path
+    assert host(MON).run("ls -A /var/lib/prometheus/metrics2").stdout.strip() != ""
+    assert "uni marker" in host(MON).file(EVENTS_MARKER).content_string
+
+
+def test_a_second_uninstall_changes_nothing():
+    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM)
+    assert rc == 0, output
+    assert recap[MON]["changed"] == 0 and recap[AGENT]["changed"] == 0, output
+
+
+def test_the_purge_switches_remove_the_data():
+    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM, *PURGE)
+    assert rc == 0, output
+    assert [p for p in DATA if host(MON).file(p).exists] == []
+    assert recap[AGENT]["changed"] == 0, output
+
+
+def test_site_reinstalls_after_the_uninstall():
+    rc, output, recap = run_playbook("converge.yml")
+    assert rc == 0, output
+    assert recap[MON]["changed"] > 0 and recap[AGENT]["changed"] > 0, recap
+    assert all(deployed().values()), deployed()
+    assert host(AGENT).file("/etc/falco/config.d/fleetwatch-outputs.yaml").exists
