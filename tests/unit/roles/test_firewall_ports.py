@@ -41,7 +41,8 @@ def falco_ports(tmp_path_factory):
     """__falco_firewall_ports per case, from the role's defaults, vars and generation vars file (one playbook run)."""
     tmp_path = tmp_path_factory.mktemp("firewall-ports")
     plays = []
-    for case, (settings, _) in CASES.items():
+    for case, case_spec in CASES.items():
+        settings = case_spec[0]
         tasks = [{"ansible.builtin.include_vars": {"file": str(FALCO / "defaults" / "main.yml")}},
                  {"ansible.builtin.include_vars": {"file": str(FALCO / "vars" / "main.yml")}},
                  # set_fact outranks include_vars, as extra vars would.
@@ -50,7 +51,7 @@ def falco_ports(tmp_path_factory):
                  {"ansible.builtin.copy": {"dest": str(tmp_path / (case + ".json")), "mode": "0600",
                                            "content": "{{ __falco_firewall_ports | to_json }}"}}]
         plays.append({"name": case, "hosts": "localhost", "gather_facts": False, "tasks": tasks})
-    code, output, _ = ansible_playbook(tmp_path, plays, {})
+    code, output = ansible_playbook(tmp_path, plays, {})[:2]
     assert code == 0, output
     return {case: [int(item["port"]) for item in json.loads((tmp_path / (case + ".json")).read_text())]
             for case in CASES}
