@@ -1,0 +1,114 @@
+"""The agent roles' host firewall: node_exporter reachable from the monitoring host only, with ufw and firewalld."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+from labtest import run_playbook  # noqa: E402
+
+MON = testinfra.get_host("podman://fw-mon")
+UFW = testinfra.get_host("podman://fw-ufw")
+FWD = testinfra.get_host("podman://fw-fwd")
+AGENTS = {"fw-ufw": UFW, "fw-fwd": FWD}
+
+
+def status(client, url):
+    """HTTP status of a request from a container ("000" when refused or timed out)."""
+    return client.run("curl -s -o /dev/null --max-time 4 -w '%%{http_code}' %s", url).stdout.strip()
+
+
+def address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def ufw_rules():
+    return UFW.check_output("ufw show added").splitlines()
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_monitoring_host_scrapes_node_exporter(agent):
+    assert status(MON, f"http://{agent}:9100/metrics") == "200"
+    assert "\nnode_uname_info{" in MON.check_output(f"curl -s --max-time 4 http://{agent}:9100/metrics")
+
+
+@pytest.mark.parametrize("client,agent", [("fw-fwd", "fw-ufw"), ("fw-ufw", "fw-fwd")])
+def test_other_hosts_are_refused(client, agent):
+    # The exporter listens on every address (its own host reaches it), yet a host outside monitoring does not.
+    assert status(AGENTS[agent], "http://127.0.0.1:9100/metrics") == "200"
+    assert status(AGENTS[client], f"http://{agent}:9100/metrics") == "000"
+
+
+def test_ufw_keeps_the_users_rules_and_policy():
+    before = UFW.check_output("cat /root/ufw-before.txt").splitlines()
+    after = ufw_rules() + [line for line in UFW.check_output("ufw status verbose").splitlines()
+                           if line.startswith("Default:")]
+    ours = [line for line in after if line.endswith("comment 'fleetwatch node_exporter'")]
+    assert [line for line in after if line not in ours] == before
+    mon = address(MON)
+    assert ours == [f"ufw allow from {mon} to any port 9100 proto tcp comment 'fleetwatch node_exporter'",
+                    "ufw deny 9100/tcp comment 'fleetwatch node_exporter'"]
+    # The user's own port stays open to everyone, the outsider included.
+    assert status(FWD, "http://fw-ufw:8080/") == "200"
+
+
+def test_firewalld_was_started_with_ssh_allowed_and_our_rules():
+    assert FWD.service("firewalld").is_running
+    assert FWD.service("firewalld").is_enabled
+    zone = FWD.check_output("firewall-cmd --list-all")
+    assert re.search(r"^\s+services: .*\bssh\b", zone, re.M)
+    assert re.search(r"^\s+ports: .*\b22/tcp\b", zone, re.M)
+    permanent = FWD.check_output("firewall-cmd --permanent --list-rich-rules").splitlines()
+    assert permanent == [
+        f'rule priority="-3210" family="ipv4" source address="{address(MON)}" port port="9100" protocol="tcp" accept',
+        'rule priority="-3200" port port="9100" protocol="tcp" reject',
+    ]
+    assert sorted(FWD.check_output("firewall-cmd --list-rich-rules").splitlines()) == sorted(permanent)
+
+
+def test_check_mode_reports_no_change():
+    code, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    assert code == 0, output
+    assert {host: counts["changed"] for host, counts in recap.items()} == {"fw-ufw": 0, "fw-fwd": 0}, output
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"fleetwatch_firewall_monitoring_groups": ["prometheus_servers"]},
+     "the group(s) prometheus_servers named by fleetwatch_firewall_monitoring_groups have no hosts"),
+    ({"fleetwatch_firewall_sources": ["fw-mon"]}, "fleetwatch_firewall_sources must list IP addresses"),
+    ({"fleetwatch_firewall_enabeld": True}, "fleetwatch_firewall_enabled"),
+])
+def test_preflight_refuses_bad_settings_without_changes(extra, expected):
+    code, output, recap = run_playbook("converge.yml", "--limit", "fw-ufw", "-e", json.dumps(extra))
+    assert code != 0
+    assert expected in output
+    assert recap["fw-ufw"]["changed"] == 0 and recap["fw-ufw"]["failed"] == 1
+
+
+def test_preflight_refuses_a_monitoring_host_it_cannot_resolve(tmp_path):
+    inventory = tmp_path / "ghost.yml"
+    inventory.write_text("monitoring:\n  hosts:\n    fw-ghost: {ansible_connection: local}\n")
+    code, output, recap = run_playbook("converge.yml", "--limit", "fw-ufw", "-i", str(inventory))
+    assert code != 0
+    assert "fw-ufw cannot resolve fw-ghost" in output and "fleetwatch_firewall_sources" in output
+    assert recap["fw-ufw"]["changed"] == 0
+
+
+def test_a_new_monitoring_address_replaces_the_old_rules():
+    mon, fwd = address(MON), address(FWD)
+    code, output = run_playbook("converge.yml", "--limit", "fw-ufw",
+                                "-e", json.dumps({"fleetwatch_firewall_sources": [fwd]}))[:2]
+    assert code == 0, output
+    assert status(FWD, "http://fw-ufw:9100/metrics") == "200"
+    assert status(MON, "http://fw-ufw:9100/metrics") == "000"
+    assert not [line for line in ufw_rules() if mon in line]
+    # Back to the inventory's monitoring host.
+    code, output = run_playbook("converge.yml", "--limit", "fw-ufw")[:2]
+    assert code == 0, output
+    assert status(MON, "http://fw-ufw:9100/metrics") == "200"
+    assert status(FWD, "http://fw-ufw:9100/metrics") == "000"
+    assert not [line for line in ufw_rules() if fwd in line]

@@ -1,0 +1,95 @@
+"""The shared host firewall (fleetwatch_firewall_*): which ports each role opens, and one variable set for all.
+
+The rules themselves are applied to real ufw and firewalld in molecule/firewall; here the per-generation port list
+of the falco role is rendered from its own vars files, and the shared variables are checked to be declared alike by
+every role that includes roles/_common/tasks/firewall.yml.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path.insert(0, str(HERE.parent))
+from localplay import ansible_playbook  # noqa: E402
+
+FALCO = REPO / "roles" / "falco"
+ROLES = ["node_exporter", "falco", "falco_exporter"]
+
+
+# Every case sets all three variables: facts set by one play stay for the next.
+CASES = {
+    "0.44.1": ({"falco_version": "0.44.1", "falco_metrics_enabled": True, "falco_metrics_port": 8765}, [8765]),
+    "0.39.0-port-9000": ({"falco_version": "0.39.0", "falco_metrics_enabled": True, "falco_metrics_port": 9000}, [9000]),
+    # Native metrics start at 0.39; the 0.38 drop-in generation and the legacy one serve none.
+    "0.38.1": ({"falco_version": "0.38.1", "falco_metrics_enabled": True, "falco_metrics_port": 8765}, []),
+    "0.31.1": ({"falco_version": "0.31.1", "falco_metrics_enabled": True, "falco_metrics_port": 8765}, []),
+    "0.44.1-metrics-off": ({"falco_version": "0.44.1", "falco_metrics_enabled": False, "falco_metrics_port": 8765}, []),
+    # As typed on the command line (-e key=value): the string "false" must not open the port.
+    "0.44.1-string-false": ({"falco_version": "0.44.1", "falco_metrics_enabled": "false", "falco_metrics_port": "8765"},
+                            []),
+}
+
+
+@pytest.fixture(scope="module")
+def falco_ports(tmp_path_factory):
+    """__falco_firewall_ports per case, from the role's defaults, vars and generation vars file (one playbook run)."""
+    tmp_path = tmp_path_factory.mktemp("firewall-ports")
+    plays = []
+    for case, case_spec in CASES.items():
+        settings = case_spec[0]
+        tasks = [{"ansible.builtin.include_vars": {"file": str(FALCO / "defaults" / "main.yml")}},
+                 {"ansible.builtin.include_vars": {"file": str(FALCO / "vars" / "main.yml")}},
+                 # set_fact outranks include_vars, as extra vars would.
+                 {"ansible.builtin.set_fact": settings},
+                 {"ansible.builtin.include_vars": {"file": str(FALCO / "vars") + "/{{ __falco_generation_file }}"}},
+                 {"ansible.builtin.copy": {"dest": str(tmp_path / (case + ".json")), "mode": "0600",
+                                           "content": "{{ __falco_firewall_ports | to_json }}"}}]
+        plays.append({"name": case, "hosts": "localhost", "gather_facts": False, "tasks": tasks})
+    code, output = ansible_playbook(tmp_path, plays, {})[:2]
+    assert code == 0, output
+    return {case: [int(item["port"]) for item in json.loads((tmp_path / (case + ".json")).read_text())]
+            for case in CASES}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_falco_opens_the_metrics_port_only_where_metrics_are_served(falco_ports, case):
+    assert falco_ports[case] == CASES[case][1]
+
+
+def spec_options(role):
+    specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"]
+
+
+def test_every_role_declares_the_same_shared_firewall_variables():
+    shared = {role: {name: spec for name, spec in spec_options(role).items() if name.startswith("fleetwatch_firewall_")}
+              for role in ROLES}
+    assert len(shared["node_exporter"]) == 7
+    assert shared["falco"] == shared["node_exporter"] and shared["falco_exporter"] == shared["node_exporter"]
+    for role in ROLES:
+        defaults = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
+        assert {k: v for k, v in defaults.items() if k.startswith("fleetwatch_firewall_")} == \
+            {name: spec["default"] for name, spec in shared[role].items()}
+    assert shared["node_exporter"]["fleetwatch_firewall_enabled"]["default"] is False
+    # The shared task file refuses misspellings against the same list.
+    tasks = (REPO / "roles" / "_common" / "tasks" / "firewall.yml").read_text()
+    known = re.search(r"__common_firewall_known_vars: \[([^\]]*)\]", tasks).group(1)
+    assert sorted(n.strip() for n in known.split(",")) == sorted(shared["node_exporter"])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_includes_the_firewall_step_after_preflight_and_before_install(role):
+    tasks = yaml.safe_load((REPO / "roles" / role / "tasks" / "main.yml").read_text())
+    names = [next(k for k in task if k not in ("name", "when", "tags", "vars")) for task in tasks]
+    step = next(i for i, task in enumerate(tasks)
+                if task.get("ansible.builtin.include_role", {}).get("tasks_from") == "firewall")
+    assert names[0] == "ansible.builtin.import_tasks" and tasks[0]["ansible.builtin.import_tasks"] == "preflight.yml"
+    assert step == 1
+    assert tasks[step]["tags"] == ["%s_firewall" % role]
+    assert tasks[step]["when"] == "fleetwatch_firewall_enabled | bool"
