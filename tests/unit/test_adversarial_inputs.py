@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from localplay import REPO, run_playbook
+from localplay import run_playbook
 
 PLAYBOOK = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not found (activate the venv)")
