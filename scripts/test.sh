@@ -90,9 +90,21 @@ stage_molecule() {
   molecule test -s "$scenario"
 }
 
+# Scenarios left out of the default run because they take longer than this 2-core machine's CI budget allows;
+# FLEETWATCH_EXTENDED=1 (or naming them in MOLECULE_SCENARIOS) runs them. docs/testing.md lists them and why.
+EXTENDED_SCENARIOS="tls faults"
+
 scenarios() {
   if [ -n "${MOLECULE_SCENARIOS:-}" ]; then echo "$MOLECULE_SCENARIOS"; return; fi
-  for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done
+  local name
+  for d in molecule/*/molecule.yml; do
+    name=$(basename "$(dirname "$d")")
+    if [ "${FLEETWATCH_EXTENDED:-0}" != 1 ] && [[ " $EXTENDED_SCENARIOS " == *" $name "* ]]; then
+      echo "molecule:$name left out (extended scenario; FLEETWATCH_EXTENDED=1 runs it)" >&2
+      continue
+    fi
+    echo "$name"
+  done
 }
 
 main() {
