@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
@@ -23,3 +24,13 @@ def run_playbook(playbook="converge.yml", *args):
     recap = {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
              for m in RECAP_LINE.finditer(output)}
     return proc.returncode, output, recap
+
+
+def wait_for(check, timeout=120, interval=2):
+    """Call check() until it returns something truthy; return it, or the last value after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -16,7 +16,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook, scenario_dir  # noqa: E402
+from labtest import run_playbook, scenario_dir, wait_for  # noqa: E402
 
 MON = testinfra.get_host("podman://flt-mon")
 CTR = testinfra.get_host("podman://flt-ctr")
@@ -39,14 +39,6 @@ def query(host, expr, at=None):
     assert reply["status"] == "success", (expr, reply)
     return reply["data"]["result"]
 
-
-def wait_for(check, timeout=60, interval=2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def loaded_rules():

@@ -16,7 +16,7 @@ import testinfra
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import run_playbook, wait_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES = REPO_ROOT / "roles" / "prometheus" / "files" / "falco-alerts.yml"
@@ -45,15 +45,6 @@ def query(expr):
     assert reply["status"] == "success", (expr, reply)
     return reply["data"]["result"]
 
-
-def wait_for(check, timeout=120, interval=3):
-    """Call check() until it returns something truthy; return it, or the last value after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # Series scraped in the last 20 seconds, so only the current targets count. (The role installs Debian's package with

@@ -12,7 +12,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import run_playbook, wait_for  # noqa: E402
 
 CENTRAL = testinfra.get_host("podman://monc-central")
 EDGE = testinfra.get_host("podman://monc-edge")
@@ -35,15 +35,6 @@ def query(host, expr, at=None):
     assert reply["status"] == "success", (expr, reply)
     return reply["data"]["result"]
 
-
-def wait_for(check, timeout=120, interval=3):
-    """Call check() until it returns something truthy; return it, or the last value after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def inspect(host, name):

@@ -12,7 +12,6 @@ import re
 import shlex
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import testinfra
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import run_playbook, wait_for  # noqa: E402
 
 MON = testinfra.get_host("podman://tls-mon")
 AGENT = testinfra.get_host("podman://tls-agent")
@@ -47,14 +46,6 @@ def curl_json(url):
                                                 "-u", "prometheus:" + PASSWORD, url])
     return json.loads(MON.check_output(command))
 
-
-def wait_for(check, timeout=90, interval=3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
