@@ -40,7 +40,6 @@ def query(host, expr, at=None):
     return reply["data"]["result"]
 
 
-
 def loaded_rules():
     groups = curl_json(MON, "http://localhost:9090/api/v1/rules")["data"]["groups"]
     return {rule["name"] for group in groups for rule in group["rules"]}

@@ -46,7 +46,6 @@ def query(expr):
     return reply["data"]["result"]
 
 
-
 # Series scraped in the last 20 seconds, so only the current targets count. (The role installs Debian's package with
 # the service masked, so the package's example configuration never runs; monitoring_container asserts that.)
 CURRENT_UP = "up and (timestamp(up) > time() - 20)"

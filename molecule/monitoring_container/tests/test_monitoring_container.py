@@ -36,7 +36,6 @@ def query(host, expr, at=None):
     return reply["data"]["result"]
 
 
-
 def inspect(host, name):
     return json.loads(host.check_output("podman container inspect %s" % name))[0]
 

@@ -47,7 +47,6 @@ def curl_json(url):
     return json.loads(MON.check_output(command))
 
 
-
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
 def test_authenticated_https_is_served(name):
     assert curl("https://" + ENDPOINTS[name], "--cacert", CA, "-u", "prometheus:" + PASSWORD) == (0, "200")
