@@ -1,7 +1,9 @@
 """Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read the recap."""
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -34,3 +36,17 @@ def wait_for(check, timeout=120, interval=2):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def curl_json(host, url, *args):
+    """GET url from inside a lab host (a testinfra host) with curl; return the decoded JSON."""
+    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
+    return json.loads(host.check_output(command))
+
+
+def query(host, expr, at=None):
+    """Instant query on the real Prometheus of a lab host; fails the test on an API or PromQL error."""
+    args = ["-G", "--data-urlencode", "query=" + expr] + (["--data-urlencode", "time=%s" % at] if at else [])
+    reply = curl_json(host, "http://localhost:9090/api/v1/query", *args)
+    assert reply["status"] == "success", (expr, reply)
+    return reply["data"]["result"]

@@ -6,7 +6,6 @@ the one before left.
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook, scenario_dir, wait_for  # noqa: E402
+from labtest import curl_json, query, run_playbook, scenario_dir, wait_for  # noqa: E402
 
 MON = testinfra.get_host("podman://flt-mon")
 CTR = testinfra.get_host("podman://flt-ctr")
@@ -26,18 +25,6 @@ ALERTMANAGER_FILES = ["/etc/alertmanager/alertmanager.yml"]
 GOOD_GROUP = {"name": "lab-fixture", "rules": [{"record": "lab_fixture_good_rule", "expr": "vector(1)"}]}
 WEBHOOK = {"name": "fixture-webhook", "webhook_configs": [{"url": "http://localhost:9095/alerts"}]}
 PROMETHEUS_IMAGE = "localhost/fleetwatch-test/prometheus:v2.42.0-debian12"
-
-
-def curl_json(host, url, *args):
-    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
-    return json.loads(host.check_output(command))
-
-
-def query(host, expr, at=None):
-    args = ["-G", "--data-urlencode", "query=" + expr] + (["--data-urlencode", "time=%s" % at] if at else [])
-    reply = curl_json(host, "http://localhost:9090/api/v1/query", *args)
-    assert reply["status"] == "success", (expr, reply)
-    return reply["data"]["result"]
 
 
 def loaded_rules():

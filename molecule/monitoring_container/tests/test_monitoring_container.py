@@ -4,7 +4,6 @@ through their HTTP APIs from inside the lab hosts.
 """
 
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook, wait_for  # noqa: E402
+from labtest import curl_json, query, run_playbook, wait_for  # noqa: E402
 
 CENTRAL = testinfra.get_host("podman://monc-central")
 EDGE = testinfra.get_host("podman://monc-edge")
@@ -21,19 +20,6 @@ PROMETHEUS_IMAGE = "localhost/fleetwatch-test/prometheus:v2.42.0-debian12"
 ALERTMANAGER_IMAGE = "localhost/fleetwatch-test/alertmanager:v0.25.0-debian12"
 # node_exporter hosts and their cloud label, scraped by both container Prometheus servers.
 FLEET = {("monc-edge", "cloud-edge"), ("monc-server", "cloud-dc")}
-
-
-def curl_json(host, url, *args):
-    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
-    return json.loads(host.check_output(command))
-
-
-def query(host, expr, at=None):
-    """Instant query on a real Prometheus; fails the test on an API or PromQL error."""
-    args = ["-G", "--data-urlencode", "query=" + expr] + (["--data-urlencode", "time=%s" % at] if at else [])
-    reply = curl_json(host, "http://localhost:9090/api/v1/query", *args)
-    assert reply["status"] == "success", (expr, reply)
-    return reply["data"]["result"]
 
 
 def inspect(host, name):
