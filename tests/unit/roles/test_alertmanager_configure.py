@@ -1,0 +1,79 @@
+"""Role alertmanager, configure phase, run for real on this machine in package mode against a temporary directory with
+the distribution's amtool: what a refused configuration tells the user, and what happens to dropped templates."""
+
+import grp
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from localplay import ansible_playbook  # noqa: E402
+
+ROLE_VARS = Path(__file__).resolve().parents[3] / "roles" / "alertmanager" / "vars" / "Debian.yml"
+SECRET = "fault-secret-8v1Qx"
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("ansible-playbook") is None,
+                       reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)"),
+    pytest.mark.skipif(not Path("/usr/bin/amtool").exists() or not _group_exists("prometheus"),
+                       reason="needs Debian's prometheus-alertmanager package (amtool, group prometheus): "
+                              "scripts/setup.sh installs it"),
+]
+
+
+def configure(tmp_path, *args, **role_vars):
+    config_dir = tmp_path / "alertmanager"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_vars": {"file": str(ROLE_VARS)}},
+        {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack.alertmanager", "tasks_from": "configure"}}]}]
+    variables = dict({"alertmanager_config_dir": str(config_dir),
+                      "alertmanager_storage_path": str(tmp_path / "storage")}, **role_vars)
+    rc, output, recap = ansible_playbook(tmp_path, play, variables, *args)
+    return config_dir, rc, output, recap
+
+
+def test_a_refused_configuration_says_amtools_reason_without_the_receivers_secrets(tmp_path):
+    receiver = {"name": "oncall", "webhook_configs": [{
+        "url": "localhost:9096/alerts",  # no scheme: amtool refuses it
+        "http_config": {"basic_auth": {"username": "fleet", "password": SECRET}}}]}
+    config_dir, rc, output, recap = configure(tmp_path, "-vvv", alertmanager_receivers=[receiver],
+                                              alertmanager_default_receiver="oncall",
+                                              alertmanager_global={"smtp_auth_password": SECRET + "-global"})
+    assert rc != 0 and recap["failed"] == 1, output[-3000:]
+    reason = output.split("Say why the Alertmanager configuration was refused", 1)[1]
+    assert 'unsupported scheme "localhost" for URL' in reason, reason[-3000:]
+    assert "was not written, the running Alertmanager keeps its configuration" in reason
+    assert "alertmanager_receivers" in reason
+    assert SECRET not in output
+    assert not (config_dir / "alertmanager.yml").exists()
+
+
+def test_a_template_dropped_from_the_variable_is_removed_and_the_others_kept(tmp_path):
+    template = '{{ "{{" }} define "lab.extra" {{ "}}" }}extra{{ "{{" }} end {{ "}}" }}'
+    # No receivers: the configuration is valid; the play stops at the reload handler (no service here), after the
+    # files are written.
+    config_dir, rc, output, recap = configure(tmp_path, alertmanager_notification_templates={"extra.tmpl": template})
+    templates = config_dir / "templates"
+    assert (templates / "extra.tmpl").read_text() == '{{ define "lab.extra" }}extra{{ end }}', output[-3000:]
+    assert (templates / "fleetwatch.tmpl").exists()
+    (templates / "README").write_text("not a template: left alone\n")
+
+    config_dir, rc, output, recap = configure(tmp_path)
+    assert not (templates / "extra.tmpl").exists(), output[-3000:]
+    assert (templates / "fleetwatch.tmpl").exists() and (templates / "README").exists()
+    assert "Remove notification templates no longer wanted" in output
+    assert "changed: [localhost] => (item=%s/extra.tmpl)" % templates in output, output[-3000:]
+
+    config_dir, rc, output, recap = configure(tmp_path, alertmanager_notification_templates_enabled=False)
+    assert not (templates / "fleetwatch.tmpl").exists(), output[-3000:]
