@@ -13,13 +13,13 @@ short_description: Replace every value of the given settings in a text by a mask
 version_added: 0.1.0
 description:
   - A task that writes a configuration holding secrets runs with C(no_log), so when the tool that validates the file
-    refuses it, the user would see no reason. This filter lets the role show the tool's message with the secrets out.
+    refuses it, the user would see no reason; this filter lets the role show the tool's message with the secrets out.
   - Every string found in O(sources) (at any depth of lists and dicts) is replaced in the text, longest first. For a
     string that is a URL, its password, path segments and query values are replaced too, since a tool may quote a URL
     in part or re-encoded.
   - Values under the keys in O(keep) (default C(name)) stay visible, so the message can still say which receiver it is
-    about. Strings shorter than O(min_length) stay visible too: masking every C(a) would make the message unreadable,
-    and no real secret is that short.
+    about. Strings shorter than O(min_length) stay visible too, since masking every C(a) would make the message
+    unreadable, and no real secret is that short.
 options:
   _input:
     description: The text to mask, such as a validation error.

@@ -171,7 +171,7 @@ def test_a_run_killed_after_writing_the_configuration_and_before_its_reload_conv
     rc, output, recap = run_playbook("converge.yml", "--limit", "flt-mon")
     assert rc == 0 and recap["flt-mon"]["changed"] >= 1, output[-3000:]
     for service in ("Prometheus", "Alertmanager"):
-        caught_up = output.split("Find files an earlier run wrote but %s never loaded" % service, 1)[1]
+        caught_up = output.split("Notify the handlers for files an earlier run wrote but %s never" % service, 1)[1]
         assert caught_up.split("TASK [", 1)[0].count("changed: [flt-mon]") == 1, output[-3000:]
     assert wait_for(lambda: "lab_fixed_rule" not in loaded_rules()), loaded_rules()
     assert wait_for(lambda: scrape_jobs() == {"prometheus"}), scrape_jobs()

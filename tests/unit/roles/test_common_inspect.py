@@ -21,12 +21,15 @@ pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
 
 
-def inspect(tmp_path, paths, list_dirs, checks):
+def inspect(tmp_path, paths, list_dirs, checks, unloaded=None):
     out = tmp_path / "inspection.json"
+    include_vars = {"__common_inspect_paths": paths, "__common_inspect_list_dirs": list_dirs,
+                    "__common_inspect_checks": checks}
+    if unloaded is not None:
+        include_vars["__common_inspect_unloaded"] = unloaded
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "inspect"},
-         "vars": {"__common_inspect_paths": paths, "__common_inspect_list_dirs": list_dirs,
-                  "__common_inspect_checks": checks}},
+         "vars": include_vars},
         {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ __common_inspection | to_json }}"}}]}]
     rc, output, recap = ansible_playbook(tmp_path, play, {})
     assert rc == 0, output
@@ -84,3 +87,27 @@ def test_an_empty_or_missing_directory_lists_nothing(tmp_path):
     report, _recap = inspect(tmp_path, [], [str(empty), str(tmp_path / "absent")], {})
     assert report["listings"] == {str(empty): [], str(tmp_path / "absent"): []}
     assert report["paths"] == {}
+
+
+def test_unloaded_names_the_paths_holding_a_file_newer_than_the_stamp(tmp_path, tree):
+    stamp, config, rules = tree / ".fleetwatch-loaded", tree / "prometheus.yml", tree / "rules"
+    watched = {"stamp": str(stamp), "paths": [str(config), str(rules), str(tree / "scrape-ca.crt")]}
+    # No stamp yet: every watched path that exists counts as never loaded.
+    report, _recap = inspect(tmp_path, [], [], {}, watched)
+    assert report["unloaded"] == [str(config), str(rules)]
+    assert "unloaded" not in inspect(tmp_path, [], [], {})[0]
+
+    stamp.write_text("")
+    past = stamp.stat().st_mtime - 60
+    for path in [config, *rules.rglob("*")]:
+        os.utime(path, (past, past))
+    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == []
+
+    # A rejected candidate written and removed, a new subdirectory: the directory's own time changes, no file it holds.
+    (rules / ".fleetwatch-candidate.tmp").write_text("groups: [\n")
+    (rules / "newdir").mkdir()
+    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == []
+
+    (rules / "extra.yml").write_text("groups: []\n")
+    config.write_text("global: {scrape_interval: 5s}\n")
+    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == [str(config), str(rules)]
