@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.compat.version import LooseVersion
@@ -75,13 +77,17 @@ _value:
     hosts whose C(node_exporter_tls_enabled) or C(falco_metrics_tls_enabled) is on), C(labels) (host to its labels),
     C(basic_auth_hosts) (node_exporter hosts that ask for basic auth), C(missing_address) (target hosts whose
     address variable is empty) and C(invalid_targets) (one line per host whose address or port Prometheus would
-    refuse, naming the variable).
+    refuse, naming the variable). C(self_labels) are the labels of O(self_host). C(files) holds each job's file_sd file as text (YAML, as
+    C(to_nice_yaml(indent=2, sort_keys=true)) renders it), rendered here with libyaml where PyYAML has it, since
+    templating thousands of target groups is the slow part of a large fleet.
   type: dict
 """
 
 # A scrape address Prometheus accepts in a target: a DNS name or IPv4 address, or an IPv6 address in brackets.
 ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])\Z")
 PORT = re.compile(r"^[0-9]{1,5}\Z")
+# libyaml's emitter where PyYAML was built with it; the output is the same.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "docker-exporter", "falcosidekick")
 
 
@@ -138,10 +144,11 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
 
     labels = {}
     for name in order:
-        host_labels = {"host": name}
+        host_labels = {"host": "%s" % (name,)}
         for var in label_vars:
             if var in hosts[name].vars and hosts[name].vars[var] is not None:
-                host_labels[var] = to_text(hosts[name].vars[var])
+                # A plain str: the YAML emitter knows no subclasses of it.
+                host_labels["%s" % (var,)] = "%s" % (to_text(hosts[name].vars[var]),)
         labels[name] = host_labels
 
     missing_address = []
@@ -187,7 +194,10 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
         for host in members(kind):
             jobs[kind].append(group(host, host.get(port_var), port_var))
-    return {"jobs": jobs, "labels": labels, "basic_auth_hosts": basic_auth_hosts,
+    files = dict((job, yaml.dump(groups, Dumper=_DUMPER, indent=2, allow_unicode=True, default_flow_style=False,
+                                 sort_keys=True)) for job, groups in jobs.items())
+    return {"jobs": jobs, "labels": labels, "self_labels": labels.get(self_host, {}), "files": files,
+            "basic_auth_hosts": basic_auth_hosts,
             "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
 
 

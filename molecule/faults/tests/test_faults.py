@@ -66,7 +66,8 @@ def test_a_rule_promtool_rejects_fails_the_run_and_leaves_the_running_rules(tmp_
     rc, output, recap = run_playbook("converge.yml", "--limit", "flt-mon", "--tags", "prometheus_configure",
                                      "-e", extra_vars(tmp_path, prometheus_extra_rule_groups=[GOOD_GROUP, bad]))
     assert rc != 0 and recap["flt-mon"]["failed"] == 1, output[-3000:]
-    assert "Write the extra rule groups" in output and "unclosed left parenthesis" in output, output[-3000:]
+    refused = output.split("Write the scrape CA, the rule files and the configuration", 1)[-1]
+    assert "path: /etc/prometheus/rules/extra.yml" in refused and "unclosed left parenthesis" in refused, output[-3000:]
     assert digests(PROMETHEUS_FILES) == before
     assert main_pid("prometheus") == pid
     assert "lab_bad_rule" not in loaded_rules() and "lab_fixture_good_rule" in loaded_rules()
@@ -79,7 +80,8 @@ def test_a_scrape_config_promtool_rejects_fails_the_run_and_leaves_the_running_t
     rc, output, recap = run_playbook("converge.yml", "--limit", "flt-mon", "--tags", "prometheus_configure",
                                      "-e", extra_vars(tmp_path, prometheus_extra_scrape_configs=[typo]))
     assert rc != 0 and recap["flt-mon"]["failed"] == 1, output[-3000:]
-    assert "Write the Prometheus configuration" in output and "static_config not found" in output, output[-3000:]
+    refused = output.split("Write the scrape CA, the rule files and the configuration", 1)[-1]
+    assert "path: /etc/prometheus/prometheus.yml" in refused and "static_config not found" in refused, output[-3000:]
     assert digests(PROMETHEUS_FILES) == before
     assert main_pid("prometheus") == pid
     assert scrape_jobs() == {"prometheus"}

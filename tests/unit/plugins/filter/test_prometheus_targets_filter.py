@@ -1,4 +1,6 @@
 import pytest
+import yaml
+from ansible.plugins.filter.core import to_nice_yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwatch.falco_stack.plugins.filter.prometheus_targets import FilterModule, prometheus_targets
@@ -107,3 +109,24 @@ def test_addresses_and_ports_prometheus_would_refuse_are_named_with_their_variab
         "nl: at '10.0.0.1\\n' is not a host name or address",
         "ok: falco_metrics_port '87 65' is not a port",
         "web 1: the inventory name 'web 1' is not a host name or address"]
+
+
+class TaggedStr(str):
+    """Like the str subclasses Ansible hands filters for inventory values (YAML's safe emitter refuses them)."""
+
+
+def test_files_hold_each_jobs_target_groups_as_the_yaml_prometheus_reads():
+    hostvars = {"a": {"cloud": TaggedStr("aws"), "ansible_host": TaggedStr("192.0.2.1")}, "b": {"site": "é-1"},
+                "mon": {}}
+    result = targets(hostvars, job_hosts={"node-exporter": ["a", "b"], "falco": ["a", "b"]},
+                     label_vars=[TaggedStr("cloud"), "site"], address_var="ansible_host", self_host="mon")
+    assert set(result["files"]) == set(result["jobs"])
+    for job, groups in result["jobs"].items():
+        assert yaml.safe_load(result["files"][job]) == groups
+        # What the role rendered before with to_nice_yaml(indent=2, sort_keys=true): hosts keep their files unchanged.
+        assert result["files"][job] == to_nice_yaml(groups, indent=2, sort_keys=True)
+    assert result["files"]["node-exporter"].startswith("- labels:\n    cloud: aws\n    host: a\n  targets:\n  - 192.0.2.1:9100\n")
+    assert result["files"]["falcosidekick"] == "[]\n"
+    assert result["self_labels"] == {"host": "mon"}
+    assert targets(hostvars, self_host="a")["self_labels"] == {"host": "a", "cloud": "aws"}
+    assert targets(hostvars)["self_labels"] == {}
