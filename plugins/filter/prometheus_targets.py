@@ -59,6 +59,11 @@ options:
     description: First Falco version without gRPC (no falco-exporter).
     type: str
     default: 0.44.0
+  with_groups:
+    description: Also return C(jobs) and C(labels) as data. The roles need only C(files) and C(self_labels); with
+      thousands of hosts, keeping the groups as a fact costs more than building them.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -72,14 +77,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(jobs) (job name to a list of C({targets, labels}) groups, one per host, for the jobs node-exporter,
-    node-exporter-tls, falco, falco-tls, falco-exporter, docker-exporter and falcosidekick; the C(-tls) jobs hold the
-    hosts whose C(node_exporter_tls_enabled) or C(falco_metrics_tls_enabled) is on), C(labels) (host to its labels),
-    C(basic_auth_hosts) (node_exporter hosts that ask for basic auth), C(missing_address) (target hosts whose
-    address variable is empty) and C(invalid_targets) (one line per host whose address or port Prometheus would
-    refuse, naming the variable). C(self_labels) are the labels of O(self_host). C(files) holds each job's file_sd file as text (YAML, as
-    C(to_nice_yaml(indent=2, sort_keys=true)) renders it), rendered here with libyaml where PyYAML has it, since
-    templating thousands of target groups is the slow part of a large fleet.
+  description: C(jobs) (with O(with_groups); job name to a list of C({targets, labels}) groups, one per host, for the jobs node-
+    exporter, node-exporter-tls, falco, falco-tls, falco-exporter, docker-exporter and falcosidekick; the C(-tls)
+    jobs hold the hosts whose C(node_exporter_tls_enabled) or C(falco_metrics_tls_enabled) is on), C(labels) (with
+    O(with_groups); host to its labels), C(basic_auth_hosts) (node_exporter hosts that ask for basic auth),
+    C(missing_address) (target hosts whose address variable is empty) and C(invalid_targets) (one line per host
+    whose address or port Prometheus would refuse, naming the variable). C(self_labels) are the labels of
+    O(self_host). C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
+    renders it), rendered here with libyaml where PyYAML has it, since templating thousands of target groups is the
+    slow part of a large fleet.
   type: dict
 """
 
@@ -130,7 +136,7 @@ def _version_at_least(version, minimum):
 
 
 def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var="", self_host="",
-                       native_min_version="0.39.0", grpc_removed_version="0.44.0"):
+                       native_min_version="0.39.0", grpc_removed_version="0.44.0", with_groups=True):
     hosts = {}
     order = []
     for kind in ("node-exporter", "falco", "docker-exporter", "falcosidekick"):
@@ -196,9 +202,11 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
             jobs[kind].append(group(host, host.get(port_var), port_var))
     files = dict((job, yaml.dump(groups, Dumper=_DUMPER, indent=2, allow_unicode=True, default_flow_style=False,
                                  sort_keys=True)) for job, groups in jobs.items())
-    return {"jobs": jobs, "labels": labels, "self_labels": labels.get(self_host, {}), "files": files,
-            "basic_auth_hosts": basic_auth_hosts,
-            "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
+    result = {"self_labels": labels.get(self_host, {}), "files": files, "basic_auth_hosts": basic_auth_hosts,
+              "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
+    if with_groups:
+        result.update(jobs=jobs, labels=labels)
+    return result
 
 
 class FilterModule(object):

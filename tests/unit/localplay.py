@@ -66,3 +66,8 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(out.read_text())
+
+
+def target_groups(files):
+    """The prometheus role's file_sd texts per job (__prometheus_scrape.files), read the way Prometheus reads them."""
+    return {job: yaml.safe_load(text) for job, text in files.items()}

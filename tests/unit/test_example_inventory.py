@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from localplay import REPO, render_role_vars
+from localplay import REPO, render_role_vars, target_groups
 
 EXAMPLE = REPO / "inventories" / "example"
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not found")
@@ -15,9 +15,9 @@ LOCAL = {"ansible_connection": "local", "ansible_become": False}
 def scrape(tmp_path, hosts_text):
     for sub in ("group_vars", "host_vars"):
         shutil.copytree(EXAMPLE / sub, tmp_path / sub)
-    rendered = render_role_vars(tmp_path, "prometheus", {"targets": "__prometheus_targets"}, LOCAL,
+    rendered = render_role_vars(tmp_path, "prometheus", {"files": "__prometheus_scrape.files"}, LOCAL,
                                 inventory=hosts_text, host="monitor-1")
-    return {job: {g["labels"]["host"]: g for g in groups} for job, groups in rendered["targets"].items()}
+    return {job: {g["labels"]["host"]: g for g in groups} for job, groups in target_groups(rendered["files"]).items()}
 
 
 def test_each_generation_is_scraped_on_its_own_path(tmp_path):

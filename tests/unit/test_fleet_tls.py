@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localplay import ansible_playbook, render_role_vars
+from localplay import ansible_playbook, render_role_vars, target_groups
 
 REPO = Path(__file__).resolve().parents[1].parent
 sys.path.insert(0, str(REPO / "tests" / "unit" / "roles"))
@@ -136,7 +136,7 @@ def prometheus(pki, tmp_path_factory):
                      "falco": {"hosts": {"agent-1": {"falco_version": "0.44.1"}}}}}})
     config_dir = workdir / "etc"
     values = render_role_vars(workdir, "prometheus", {
-        "config": "__prometheus_config", "args": "__prometheus_args", "targets": "__prometheus_targets",
+        "config": "__prometheus_config", "args": "__prometheus_args", "files": "__prometheus_scrape.files",
         "ca": "prometheus_scrape_ca_cert", "web": "prometheus_web_basic_auth_users | fleetwatch.falco_stack.web_config("
         "tls=prometheus_web_tls_enabled | bool, cert_file='%s/web.crt', key_file='%s/web.key', salt_seed=inventory_hostname)"
         % (config_dir, config_dir)},
@@ -147,7 +147,7 @@ def prometheus(pki, tmp_path_factory):
 
 def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(prometheus):
     config_dir, pki_dir, values = prometheus[1:]
-    config = values["config"]
+    config, targets = values["config"], target_groups(values["files"])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     auth = {"username": "prometheus", "password_file": "%s/scrape-password" % config_dir}
     tls = {"ca_file": "%s/scrape-ca.crt" % config_dir}
@@ -157,9 +157,9 @@ def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(p
     # Falco's webserver has TLS but no basic auth: the falco-tls job sends none.
     assert jobs["falco-tls"]["scheme"] == "https" and jobs["falco-tls"]["tls_config"] == tls
     assert "basic_auth" not in jobs["falco-tls"]
-    assert [t["targets"] for t in values["targets"]["falco-tls"]] == [["agent-1:8765"]]
-    assert values["targets"]["falco"] == [] and values["targets"]["node-exporter"] == []
-    assert {h for g in values["targets"]["node-exporter-tls"] for h in g["targets"]} == {"localhost:9100", "agent-1:9100"}
+    assert [t["targets"] for t in targets["falco-tls"]] == [["agent-1:8765"]]
+    assert targets["falco"] == [] and targets["node-exporter"] == []
+    assert {h for g in targets["node-exporter-tls"] for h in g["targets"]} == {"localhost:9100", "agent-1:9100"}
     [manager] = config["alerting"]["alertmanagers"]
     assert manager == {"scheme": "https", "tls_config": tls, "basic_auth": auth,
                        "static_configs": [{"targets": ["localhost:9093"]}]}

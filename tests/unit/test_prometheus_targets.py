@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from localplay import render_role_vars
+from localplay import render_role_vars, target_groups
 
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
@@ -43,7 +43,7 @@ INVENTORY = textwrap.dedent("""\
             mon:
     """)
 
-RENDERED = {"targets": "__prometheus_targets", "config": "__prometheus_config", "args": "__prometheus_args",
+RENDERED = {"files": "__prometheus_scrape.files", "config": "__prometheus_config", "args": "__prometheus_args",
             "volumes": "__prometheus_container_volumes", "image": "__prometheus_container_image_ref",
             "promtool": "__prometheus_promtool_cmd", "basic_auth_hosts": "__prometheus_basic_auth_hosts"}
 
@@ -51,7 +51,8 @@ RENDERED = {"targets": "__prometheus_targets", "config": "__prometheus_config", 
 def render(tmp_path, **extra_vars):
     extra = dict({"prometheus_docker_groups": ["docker_hosts"], "prometheus_falcosidekick_groups": ["sidekick"]},
                  **extra_vars)
-    return render_role_vars(tmp_path, "prometheus", RENDERED, extra, inventory=INVENTORY, host="mon")
+    rendered = render_role_vars(tmp_path, "prometheus", RENDERED, extra, inventory=INVENTORY, host="mon")
+    return dict(rendered, targets=target_groups(rendered["files"]))
 
 
 def by_host(groups):

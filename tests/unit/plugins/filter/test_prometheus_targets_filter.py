@@ -130,3 +130,9 @@ def test_files_hold_each_jobs_target_groups_as_the_yaml_prometheus_reads():
     assert result["self_labels"] == {"host": "mon"}
     assert targets(hostvars, self_host="a")["self_labels"] == {"host": "a", "cloud": "aws"}
     assert targets(hostvars)["self_labels"] == {}
+    # What the roles keep as a fact: the same files, without the groups as data.
+    compact = targets(hostvars, job_hosts={"node-exporter": ["a", "b"], "falco": ["a", "b"]},
+                      label_vars=[TaggedStr("cloud"), "site"], address_var="ansible_host", self_host="mon",
+                      with_groups=False)
+    assert "jobs" not in compact and "labels" not in compact
+    assert compact["files"] == result["files"] and compact["self_labels"] == result["self_labels"]
