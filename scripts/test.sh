@@ -77,7 +77,7 @@ stage_unit() {
 
 stage_build() {
   activate_venv
-  local out="$FLEETWATCH_CACHE/build"
+  local out="$FLEETWATCH_CACHE/build-$CHECKOUT_ID"
   rm -rf "$out" && mkdir -p "$out" "$COLLECTIONS_DIR"
   ansible-galaxy collection build --force --output-path "$out" "$REPO_ROOT" >/dev/null \
     && ansible-galaxy collection install --offline --force -p "$COLLECTIONS_DIR" "$out"/fleetwatch-falco_stack-*.tar.gz \
