@@ -107,6 +107,60 @@ scenarios() {
   done
 }
 
+# Molecule scenarios run in MOLECULE_JOBS lanes at once (default 2: most of a scenario's time is spent waiting on
+# containers and services, so two overlap well on 2 cores). Each lane takes the next scenario from one queue, longest
+# first; each scenario's output is kept in a log and printed whole when it ends, so the logs never interleave.
+MOLECULE_JOBS=${MOLECULE_JOBS:-2}
+# Known to take longest (measured in CI): started first so the lanes end close together.
+LONGEST_FIRST="uninstall falco monitoring tls faults monitoring_container"
+
+queue_order() {
+  local name
+  for name in $LONGEST_FIRST; do
+    [[ " $* " == *" $name "* ]] && echo "$name"
+  done
+  for name in "$@"; do
+    [[ " $LONGEST_FIRST " == *" $name "* ]] || echo "$name"
+  done
+}
+
+molecule_lane() {
+  local dir=$1 name start rc
+  while name=$(flock "$dir/queue" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' sh "$dir/queue") && [ -n "$name" ]; do
+    start=$SECONDS rc=0
+    say "molecule:$name started"
+    stage_molecule "$name" > "$dir/$name.log" 2>&1 || rc=$?
+    flock "$dir/queue" sh -c 'cat "$1"; printf "==> molecule:%s exit %s after %s s\n" "$2" "$3" "$4"' \
+      sh "$dir/$name.log" "$name" "$rc" "$((SECONDS - start))"
+    echo "$name $rc $((SECONDS - start))" >> "$dir/results"
+  done
+}
+
+run_molecule() {
+  local -a names
+  read -r -a names <<< "$(scenarios | tr '\n' ' ')"
+  [ ${#names[@]} -gt 0 ] || return 0
+  if [ "$MOLECULE_JOBS" -le 1 ] || [ ${#names[@]} -eq 1 ]; then
+    for s in "${names[@]}"; do run_stage "molecule:$s" stage_molecule "$s" || true; done
+    return 0
+  fi
+  local dir name rc took
+  dir=$(mktemp -d)
+  queue_order "${names[@]}" > "$dir/queue"
+  : > "$dir/results"
+  for _ in $(seq "$MOLECULE_JOBS"); do molecule_lane "$dir" & done
+  wait
+  for name in "${names[@]}"; do
+    read -r _ rc took < <(grep "^$name " "$dir/results" || echo "$name 1 0")
+    if [ "$rc" = 0 ]; then
+      SUMMARY+=("$(printf '%-28s ok     %5d s' "molecule:$name" "$took")"); passed=$((passed + 1))
+    else
+      SUMMARY+=("$(printf '%-28s FAILED %5d s (exit %d)' "molecule:$name" "$took" "$rc")"); failed=$((failed + 1))
+    fi
+  done
+  rm -rf "$dir"
+}
+
 main() {
   local stages=("$@")
   [ ${#stages[@]} -gt 0 ] || stages=(setup lint sanity unit build molecule)
@@ -115,7 +169,9 @@ main() {
       setup) run_stage setup stage_setup || break ;;  # nothing else can run without it
       lint|sanity|unit|build) run_stage "$stage" "stage_$stage" || true ;;
       molecule)
-        for s in $(scenarios); do run_stage "molecule:$s" stage_molecule "$s" || true; done ;;
+        local start=$SECONDS
+        run_molecule
+        SUMMARY+=("$(printf '%-28s        %5d s (%d lanes)' "molecule, wall time" "$((SECONDS - start))" "$MOLECULE_JOBS")") ;;
       *) die "unknown stage $stage (setup lint sanity unit build molecule)" ;;
     esac
   done
