@@ -90,21 +90,10 @@ stage_molecule() {
   molecule test -s "$scenario"
 }
 
-# Scenarios left out of the default run because they take longer than this 2-core machine's CI budget allows;
-# FLEETWATCH_EXTENDED=1 (or naming them in MOLECULE_SCENARIOS) runs them. docs/testing.md lists them and why.
-EXTENDED_SCENARIOS="tls faults"
-
 scenarios() {
   if [ -n "${MOLECULE_SCENARIOS:-}" ]; then echo "$MOLECULE_SCENARIOS"; return; fi
-  local name
-  for d in molecule/*/molecule.yml; do
-    name=$(basename "$(dirname "$d")")
-    if [ "${FLEETWATCH_EXTENDED:-0}" != 1 ] && [[ " $EXTENDED_SCENARIOS " == *" $name "* ]]; then
-      echo "molecule:$name left out (extended scenario; FLEETWATCH_EXTENDED=1 runs it)" >&2
-      continue
-    fi
-    echo "$name"
-  done
+  local d
+  for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done
 }
 
 # Molecule scenarios run in MOLECULE_JOBS lanes at once (default 2: most of a scenario's time is spent waiting on
