@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """TEST FIXTURE, not falco-exporter: serves a falco-exporter-style /metrics (the counter falco_events with its labels,
 falco-exporter 0.8.x) on the address given, so the TLS proxy of role falco_exporter has an upstream to forward to."""
 

@@ -161,8 +161,8 @@ def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(p
     assert "basic_auth" not in jobs["falco-tls"]
     assert [t["targets"] for t in targets["falco-tls"]] == [["agent-1:8765"]]
     assert targets["falco"] == [] and targets["node-exporter"] == []
-    assert {h for g in targets["node-exporter-tls"] for h in g["targets"]} == {"localhost:9100", "agent-1:9100",
-                                                                                 "legacy-1:9100"}
+    node_targets = {h for g in targets["node-exporter-tls"] for h in g["targets"]}
+    assert node_targets == {"localhost:9100", "agent-1:9100", "legacy-1:9100"}
     # falco-exporter (Falco < 0.44 with gRPC) behind the falco_exporter role's TLS proxy: HTTPS and basic auth.
     assert jobs["falco-exporter-tls"]["scheme"] == "https" and jobs["falco-exporter-tls"]["tls_config"] == tls
     assert jobs["falco-exporter-tls"]["basic_auth"] == auth

@@ -46,8 +46,9 @@ def test_plain_http_on_the_public_port_gets_no_metrics():
 
 
 def test_a_client_without_the_ca_fails_verification():
-    rc, code, _ = curl("-u", "prometheus:" + PASSWORD, URL)
-    assert rc == 60, (rc, code)  # curl: peer certificate cannot be authenticated with known CA certificates
+    rc, code, body = curl("-u", "prometheus:" + PASSWORD, URL)
+    assert rc == 60, (rc, code)
+    assert "falco_events" not in body  # curl: peer certificate cannot be authenticated with known CA certificates
 
 
 def test_listeners_port_80_gone_upstream_on_loopback_only():
