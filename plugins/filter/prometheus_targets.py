@@ -78,9 +78,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: C(jobs) (with O(with_groups); job name to a list of C({targets, labels}) groups, one per host, for the jobs node-
-    exporter, node-exporter-tls, falco, falco-tls, falco-exporter, docker-exporter and falcosidekick; the C(-tls)
-    jobs hold the hosts whose C(node_exporter_tls_enabled) or C(falco_metrics_tls_enabled) is on), C(labels) (with
-    O(with_groups); host to its labels), C(basic_auth_hosts) (node_exporter hosts that ask for basic auth),
+    exporter, node-exporter-tls, falco, falco-tls, falco-exporter, falco-exporter-tls, docker-exporter and
+    falcosidekick; the C(-tls) jobs hold the hosts whose C(node_exporter_tls_enabled), C(falco_metrics_tls_enabled)
+    or C(falco_exporter_tls_enabled) is on), C(labels) (with O(with_groups); host to its labels), C(basic_auth_hosts)
+    (hosts whose node_exporter or falco-exporter proxy asks for basic auth, each once),
     C(missing_address) (target hosts whose address variable is empty) and C(invalid_targets) (one line per host
     whose address or port Prometheus would refuse, naming the variable). C(self_labels) are the labels of
     O(self_host). C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
@@ -94,7 +95,8 @@ ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\]
 PORT = re.compile(r"^[0-9]{1,5}\Z")
 # libyaml's emitter where PyYAML was built with it; the output is the same.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "docker-exporter", "falcosidekick")
+JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls", "docker-exporter",
+        "falcosidekick")
 
 
 def _port(listen_address):
@@ -183,11 +185,13 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
 
     jobs = dict((job, []) for job in JOBS)
     basic_auth_hosts = []
+    basic_auth_seen = set()
     for host in members("node-exporter"):
         job = "node-exporter-tls" if host.flag("node_exporter_tls_enabled") else "node-exporter"
         jobs[job].append(group(host, _port(host.get("node_exporter_web_listen_address")),
                                "node_exporter_web_listen_address"))
         if host.get("node_exporter_basic_auth_users"):
+            basic_auth_seen.add(host.name)
             basic_auth_hosts.append(host.name)
     for host in members("falco"):
         version = host.get("falco_version")
@@ -196,7 +200,12 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
             jobs[job].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
         if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
             exporter_port = _port(host.get("falco_exporter_listen_address"))
-            jobs["falco-exporter"].append(group(host, exporter_port, "falco_exporter_listen_address"))
+            job = "falco-exporter-tls" if host.flag("falco_exporter_tls_enabled") else "falco-exporter"
+            jobs[job].append(group(host, exporter_port, "falco_exporter_listen_address"))
+            # The TLS proxy in front of falco-exporter asks for basic auth as node_exporter does.
+            if host.get("falco_exporter_basic_auth_users") and host.name not in basic_auth_seen:
+                basic_auth_seen.add(host.name)
+                basic_auth_hosts.append(host.name)
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
         for host in members(kind):
             jobs[kind].append(group(host, host.get(port_var), port_var))

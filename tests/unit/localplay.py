@@ -42,7 +42,7 @@ def ansible_playbook(tmp_path, play, extra_vars, *args):
 
 
 def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost"):
-    """Load a role's defaults, vars/Debian.yml and vars/main.yml as its tasks see them; return {key: value of var}.
+    """Load a role's defaults, vars/Debian.yml (if any) and vars/main.yml as its tasks see them; return {key: value}.
 
     ``names`` maps each returned key to a variable of the role. Role variables under test go in as extra vars,
     since include_vars outranks the inventory.
@@ -51,7 +51,7 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
     out = tmp_path / "out.json"
     listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
     tasks = [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
-             for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml")]
+             for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml") if (role_dir / path).is_file()]
     tasks.append({"ansible.builtin.copy": {"dest": str(out), "mode": "0600",
                                            "content": "{{ {%s} | to_json }}" % listing}})
     (tmp_path / "render.yml").write_text(yaml.safe_dump([{"hosts": host, "gather_facts": False, "tasks": tasks}]))

@@ -152,3 +152,28 @@ def test_defaults_and_argument_specs_are_in_lockstep():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     options = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
     assert {name: spec.get("default") for name, spec in options.items()} == defaults
+
+
+TLS_ON = {"falco_exporter_tls_enabled": True, "falco_exporter_tls_cert": "PEM cert", "falco_exporter_tls_key": "PEM key"}
+
+
+@pytest.mark.parametrize("settings,words", [
+    ({"falco_exporter_tls_enabled": True}, "needs falco_exporter_tls_cert and falco_exporter_tls_key"),
+    ({"falco_exporter_basic_auth_users": {"prometheus": "pw"}}, "falco_exporter_basic_auth_users needs"),
+    (dict(TLS_ON, falco_exporter_basic_auth_users={"prometheus": ""}), "a non-empty password for every user"),
+    (dict(TLS_ON, falco_exporter_basic_auth_users={"a b": "pw"}), "plain user names"),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="0.0.0.0:19377"), "must be a\nloopback HOST:PORT"),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:9376"), "on another port than"),
+], ids=["tls without cert", "users without tls", "empty password", "odd user name", "public upstream", "same port"])
+def test_tls_proxy_settings_are_refused_with_the_variable_named(workdir, settings, words):
+    rc, output, recap = ansible_playbook(workdir, preflight_play(), dict(settings, falco_version="0.43.1"))
+    assert rc != 0
+    assert "Invalid TLS proxy settings" in output and " ".join(words.split()) in " ".join(output.split())
+    assert recap["changed"] == 0
+
+
+def test_valid_tls_proxy_settings_pass_on_this_debian_host(workdir):
+    # The proxy's checks pass (this machine is Debian), so preflight goes on to the Falco version check.
+    rc, output = ansible_playbook(workdir, preflight_play(), dict(TLS_ON, falco_exporter_basic_auth_users={"p": "pw"}))[:2]
+    assert "Invalid TLS proxy settings" not in output and "Refuse the TLS proxy outside the Debian family" in output
+    assert "removed in 0.44.0" in output and rc != 0

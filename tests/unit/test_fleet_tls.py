@@ -133,7 +133,9 @@ def prometheus(pki, tmp_path_factory):
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "fleetwatch_pki_dir": str(pki_dir), "fleetwatch_tls_enabled": True},
         "children": {"monitoring": {"hosts": {"localhost": {}}},
-                     "falco": {"hosts": {"agent-1": {"falco_version": "0.44.1"}}}}}})
+                     "falco": {"hosts": {"agent-1": {"falco_version": "0.44.1"},
+                                         "legacy-1": {"falco_version": "0.43.1", "falco_grpc_enabled": True,
+                                                      "falco_metrics_enabled": False}}}}}})
     config_dir = workdir / "etc"
     values = render_role_vars(workdir, "prometheus", {
         "config": "__prometheus_config", "args": "__prometheus_args", "files": "__prometheus_scrape.files",
@@ -159,7 +161,13 @@ def test_the_switch_turns_every_prometheus_connection_to_https_with_basic_auth(p
     assert "basic_auth" not in jobs["falco-tls"]
     assert [t["targets"] for t in targets["falco-tls"]] == [["agent-1:8765"]]
     assert targets["falco"] == [] and targets["node-exporter"] == []
-    assert {h for g in targets["node-exporter-tls"] for h in g["targets"]} == {"localhost:9100", "agent-1:9100"}
+    node_targets = {h for g in targets["node-exporter-tls"] for h in g["targets"]}
+    assert node_targets == {"localhost:9100", "agent-1:9100", "legacy-1:9100"}
+    # falco-exporter (Falco < 0.44 with gRPC) behind the falco_exporter role's TLS proxy: HTTPS and basic auth.
+    assert jobs["falco-exporter-tls"]["scheme"] == "https" and jobs["falco-exporter-tls"]["tls_config"] == tls
+    assert jobs["falco-exporter-tls"]["basic_auth"] == auth
+    assert [t["targets"] for t in targets["falco-exporter-tls"]] == [["legacy-1:9376"]]
+    assert targets["falco-exporter"] == []
     [manager] = config["alerting"]["alertmanagers"]
     assert manager == {"scheme": "https", "tls_config": tls, "basic_auth": auth,
                        "static_configs": [{"targets": ["localhost:9093"]}]}
@@ -193,6 +201,31 @@ def test_switch_off_renders_todays_prometheus_configuration(tmp_path):
     assert "scheme" not in jobs["prometheus"] and "basic_auth" not in jobs["prometheus"]
     assert values["config"]["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["localhost:9093"]}]}]
     assert not any(a.startswith("--web.config.file") for a in values["args"])
+
+
+def test_falco_exporter_proxy_follows_the_switch(pki, tmp_path):
+    bcrypt = pytest.importorskip("bcrypt")
+    pki_dir = pki[1]
+    # The socket given: the generation's vars file is loaded by the role's preflight, not by vars/main.yml.
+    socket = {"falco_exporter_client_socket": "unix:///run/falco/falco.sock"}
+    switch = dict(SWITCH, fleetwatch_pki_dir=str(pki_dir), **socket)
+    template = REPO / "roles" / "falco_exporter" / "templates" / "Caddyfile.j2"
+    names = {"args": "__falco_exporter_args", "users": "falco_exporter_basic_auth_users", "key": "falco_exporter_tls_key",
+             "caddyfile": "lookup('ansible.builtin.template', '%s')" % template}
+    on = render_role_vars(tmp_path, "falco_exporter", names, switch)
+    # falco-exporter moves to loopback; the proxy takes the public port with the host's certificate.
+    assert "--listen-address=127.0.0.1:19377" in on["args"]
+    assert on["users"] == {"prometheus": PASSWORD}
+    assert on["key"] == (pki_dir / "hosts" / "localhost.key").read_text()
+    lines = [line.strip() for line in on["caddyfile"].splitlines()]
+    assert "https://:9376 {" in lines and "bind 0.0.0.0" in lines and "auto_https off" in lines
+    assert "reverse_proxy 127.0.0.1:19377" in lines
+    [user_line] = [line for line in lines if line.startswith("prometheus ")]
+    hashed = base64.b64decode(user_line.split()[1])
+    assert bcrypt.checkpw(PASSWORD.encode(), hashed) and not bcrypt.checkpw(b"wrong", hashed)
+    assert PASSWORD not in on["caddyfile"]
+    off = render_role_vars(tmp_path, "falco_exporter", {"args": "__falco_exporter_args"}, socket)
+    assert "--listen-address=0.0.0.0:9376" in off["args"]
 
 
 def test_alertmanager_follows_the_switch(pki, tmp_path):

@@ -73,6 +73,7 @@ def test_targets_come_from_the_inventory_per_job(tmp_path):
     assert by_host(targets["falco"])["new-agent"][0] == ["new-agent:8765"]
     assert {h: t for h, (t, _labels) in by_host(targets["falco-exporter"]).items()} == {
         "tls-agent": ["tls-agent:9376"], "old-agent": ["old-agent:9400"]}
+    assert targets["falco-exporter-tls"] == []
     assert by_host(targets["docker-exporter"])["new-agent"][0] == ["new-agent:9323"]
     assert by_host(targets["falcosidekick"])["mon"][0] == ["mon:2801"]
 
@@ -185,3 +186,24 @@ def test_the_inspection_covers_every_file_and_directory_the_role_writes(tmp_path
     assert {"/etc/prom", "/etc/prom/rules", "/etc/prom/targets", "/var/lib/prometheus/metrics2", "/etc/prom/prometheus.yml",
             "/etc/prom/rules/falco-alerts.yml", "/etc/prom/rules/extra.yml", "/etc/prom/scrape-ca.crt",
             "/etc/prom/scrape-password"} <= inspected
+
+
+def test_falco_exporter_behind_its_tls_proxy_gets_the_https_job_with_basic_auth(tmp_path):
+    # Passed as extra vars, so every host has the proxy on (a string, as -e gives it).
+    rendered = render(tmp_path, falco_exporter_tls_enabled="true", falco_exporter_basic_auth_users={"prometheus": "s"},
+                      prometheus_scrape_ca_cert="PEM",
+                      prometheus_scrape_basic_auth={"username": "prometheus", "password": "secret"})
+    targets = rendered["targets"]
+    assert targets["falco-exporter"] == []
+    assert {h: t for h, (t, _labels) in by_host(targets["falco-exporter-tls"]).items()} == {
+        "tls-agent": ["tls-agent:9376"], "old-agent": ["old-agent:9400"]}
+    jobs = {j["job_name"]: j for j in rendered["config"]["scrape_configs"]}
+    tls = jobs["falco-exporter-tls"]
+    assert tls["scheme"] == "https"
+    assert tls["tls_config"] == {"ca_file": "/etc/prometheus/scrape-ca.crt"}
+    assert tls["basic_auth"] == {"username": "prometheus", "password_file": "/etc/prometheus/scrape-password"}
+    assert tls["relabel_configs"] == [{"target_label": "job", "replacement": "falco-exporter"}]
+    assert tls["file_sd_configs"] == [{"files": ["/etc/prometheus/targets/falco-exporter-tls.yml"]}]
+    assert "scheme" not in jobs["falco-exporter"]
+    # tls-agent asks for basic auth twice (node_exporter and the proxy) and is named once.
+    assert rendered["basic_auth_hosts"] == ["tls-agent", "old-agent"]

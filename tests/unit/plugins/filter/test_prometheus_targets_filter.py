@@ -8,6 +8,7 @@ from ansible_collections.fleetwatch.falco_stack.plugins.filter.prometheus_target
 DEFAULTS = {"node_exporter_web_listen_address": "0.0.0.0:9100", "node_exporter_tls_enabled": False,
             "node_exporter_basic_auth_users": {}, "falco_version": "0.44.1", "falco_metrics_enabled": True,
             "falco_metrics_port": 8765, "falco_grpc_enabled": False, "falco_exporter_listen_address": ":9376",
+            "falco_exporter_tls_enabled": False, "falco_exporter_basic_auth_users": {},
             "docker_metrics_port": 9323, "falcosidekick_listen_port": 2801}
 
 
@@ -70,6 +71,26 @@ def test_address_variable_falls_back_to_the_name_and_reports_empty_values():
     result = targets({"a": {"ansible_host": "10.0.0.5"}, "b": {}, "c": {"ansible_host": ""}}, address_var="ansible_host")
     assert [g["targets"] for g in result["jobs"]["node-exporter"]] == [["10.0.0.5:9100"], ["b:9100"], [":9100"]]
     assert result["missing_address"] == ["c"]
+
+
+def test_falco_exporter_behind_its_tls_proxy_goes_to_the_tls_job():
+    result = targets({"plain": {"falco_version": "0.43.0", "falco_grpc_enabled": True},
+                      "proxied": {"falco_version": "0.43.0", "falco_grpc_enabled": True,
+                                  "falco_exporter_tls_enabled": "yes", "falco_exporter_listen_address": "0.0.0.0:9500",
+                                  "falco_exporter_basic_auth_users": {"prometheus": "x"}},
+                      "new": {"falco_exporter_tls_enabled": True}})
+    assert hosts_of(result["jobs"]["falco-exporter"]) == ["plain"]
+    assert hosts_of(result["jobs"]["falco-exporter-tls"]) == ["proxied"]
+    assert result["jobs"]["falco-exporter-tls"][0]["targets"] == ["proxied:9500"]
+    assert result["basic_auth_hosts"] == ["proxied"]
+    assert yaml.safe_load(result["files"]["falco-exporter-tls"]) == result["jobs"]["falco-exporter-tls"]
+
+
+def test_a_host_asking_for_basic_auth_twice_is_named_once():
+    result = targets({"a": {"node_exporter_basic_auth_users": {"prometheus": "x"}, "falco_version": "0.43.0",
+                            "falco_grpc_enabled": True, "falco_exporter_tls_enabled": True,
+                            "falco_exporter_basic_auth_users": {"prometheus": "x"}}})
+    assert result["basic_auth_hosts"] == ["a"]
 
 
 def test_basic_auth_hosts_are_the_node_exporters_with_users():
