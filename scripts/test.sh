@@ -113,6 +113,8 @@ queue_order() {
   done
 }
 
+# The sh -c scripts get their arguments as $1..$4 on purpose: single quotes keep this shell from expanding them.
+# shellcheck disable=SC2016
 molecule_lane() {
   local dir=$1 name start rc
   while name=$(flock "$dir/queue" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' sh "$dir/queue") && [ -n "$name" ]; do
