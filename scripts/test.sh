@@ -81,7 +81,8 @@ stage_build() {
   rm -rf "$out" && mkdir -p "$out" "$COLLECTIONS_DIR"
   ansible-galaxy collection build --force --output-path "$out" "$REPO_ROOT" >/dev/null \
     && ansible-galaxy collection install --offline --force -p "$COLLECTIONS_DIR" "$out"/fleetwatch-falco_stack-*.tar.gz \
-    && for role in roles/[a-z]*/; do ansible-doc -t role "fleetwatch.falco_stack.$(basename "$role")" >/dev/null || return 1; done
+    && for role in roles/[a-z]*/; do ansible-doc -t role "fleetwatch.falco_stack.$(basename "$role")" >/dev/null || return 1; done \
+    && BUILT=1
 }
 
 stage_molecule() {
@@ -131,6 +132,8 @@ run_molecule() {
   local -a names
   read -r -a names <<< "$(scenarios | tr '\n' ' ')"
   [ ${#names[@]} -gt 0 ] || return 0
+  # Molecule's prerun is off (.config/molecule/config.yml): the scenarios test the tree as this run built it.
+  if [ "${BUILT:-0}" != 1 ]; then run_stage build stage_build || return 0; fi
   if [ "$MOLECULE_JOBS" -le 1 ] || [ ${#names[@]} -eq 1 ]; then
     for s in "${names[@]}"; do run_stage "molecule:$s" stage_molecule "$s" || true; done
     return 0
