@@ -291,7 +291,8 @@ def test_misspelled_variable_fails_with_a_suggestion():
 def test_exporter_with_basic_auth_needs_scrape_credentials():
     rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", '{"prometheus_scrape_basic_auth": {}}')
     assert rc != 0
-    assert "mon-fleet-b ask for basic auth (node_exporter_basic_auth_users), so set prometheus_scrape_basic_auth" in output
+    assert ("mon-fleet-b ask for basic auth (node_exporter_basic_auth_users or falco_exporter_basic_auth_users), so set"
+            " prometheus_scrape_basic_auth") in output, output[-3000:]
     assert recap["mon-prom"]["changed"] == 0
     assert MON.file("/etc/prometheus/scrape-password").exists
 
