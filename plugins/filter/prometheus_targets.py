@@ -32,7 +32,16 @@ options:
     description: Inventory hosts per kind of target; keys C(node-exporter), C(falco) (native metrics and the
       falco-exporter path), C(docker-exporter), C(falcosidekick).
     type: dict
-    required: true
+    default: {}
+  job_groups:
+    description: Inventory groups per kind of target (keys as in O(job_hosts)), looked up in O(groups); their hosts
+      join O(job_hosts)'s, each once. A group O(groups) does not have adds no host.
+    type: dict
+    default: {}
+  groups:
+    description: The inventory's groups (C(groups)), for O(job_groups).
+    type: dict
+    default: {}
   defaults:
     description: Values for host variables a host leaves unset.
     type: dict
@@ -71,7 +80,7 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     scrape: >-
       {{ hostvars | fleetwatch.falco_stack.prometheus_targets(
-           job_hosts={'node-exporter': groups['falco'], 'falco': groups['falco']},
+           job_groups={'node-exporter': ['falco', 'monitoring'], 'falco': ['falco']}, groups=groups,
            defaults={'falco_version': '0.44.1'}, label_vars=['cloud']) }}
 """
 
@@ -85,8 +94,8 @@ _value:
     C(missing_address) (target hosts whose address variable is empty) and C(invalid_targets) (one line per host
     whose address or port Prometheus would refuse, naming the variable). C(self_labels) are the labels of
     O(self_host). C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
-    renders it), rendered here with libyaml where PyYAML has it, since templating thousands of target groups is the
-    slow part of a large fleet.
+    renders it, byte for byte), rendered here since templating thousands of target groups is the slow part of a large
+    fleet.
   type: dict
 """
 
@@ -95,6 +104,11 @@ ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\]
 PORT = re.compile(r"^[0-9]{1,5}\Z")
 # libyaml's emitter where PyYAML was built with it; the output is the same.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Strings both YAML emitters write unquoted, provided YAML does not read them as another type (checked in _plain):
+# no indicator first, no space, no ': ', no trailing ':', ASCII only.
+_PLAIN_CHARS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]*\Z")
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
 JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls", "docker-exporter",
         "falcosidekick")
 
@@ -111,12 +125,26 @@ class _Host:
             self.vars = hostvars[name]
         except KeyError:
             raise AnsibleFilterError("prometheus_targets: %s is in a target group but not in the inventory" % name)
+        # Ansible's view of a host's variables templates every value it hands out, which costs more than the rest
+        # of the walk; the untemplated values underneath let the plain ones skip that. Where a view has none, every
+        # value goes through the view.
+        self.raw = getattr(self.vars, "_vars", None)
         self.name = name
         self.defaults = defaults
 
+    def value(self, key):
+        """The host's value of key, templated where it can hold a template; the caller checks key is set."""
+        if self.raw is not None:
+            value = self.raw[key]
+            if value is None or isinstance(value, (bool, int, float)):
+                return value
+            if isinstance(value, str) and "{" not in value and not value.startswith("#jinja2:"):
+                return value
+        return self.vars[key]
+
     def get(self, key):
         if key in self.vars:
-            value = self.vars[key]
+            value = self.value(key)
             if value is not None:
                 return value
         return self.defaults.get(key)
@@ -137,12 +165,62 @@ def _version_at_least(version, minimum):
         raise AnsibleFilterError("falco_version %r is not a version such as 0.44.1" % (version,))
 
 
-def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var="", self_host="",
-                       native_min_version="0.39.0", grpc_removed_version="0.44.0", with_groups=True):
+def _dump(data):
+    return yaml.dump(data, Dumper=_DUMPER, indent=2, allow_unicode=True, default_flow_style=False, sort_keys=True)
+
+
+def _file_sd_text(groups):
+    """The target groups as YAML, byte for byte what _dump (and to_nice_yaml(indent=2, sort_keys=true)) writes.
+
+    PyYAML's representer costs about a second for a fleet of 5,000 hosts, so the usual groups (a list of targets,
+    labels whose names and values are plain strings) are written here; any other group goes through _dump. A group's
+    text in a block list does not depend on the other groups, so the two can be mixed.
+    """
+    if not groups:
+        return _dump(groups)
+    plain = {}
+
+    def is_plain(text):
+        if text not in plain:
+            plain[text] = (isinstance(text, str) and _PLAIN_CHARS.match(text) is not None and not text.endswith(":")
+                           and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG)
+        return plain[text]
+
+    parts = []
+    for group in groups:
+        labels, targets = group.get("labels"), group.get("targets")
+        if (len(group) == 2 and labels and targets and isinstance(labels, dict) and isinstance(targets, list)
+                and all(is_plain(k) and is_plain(v) for k, v in labels.items()) and all(is_plain(t) for t in targets)):
+            label_lines = "".join("    %s: %s\n" % (k, labels[k]) for k in sorted(labels))
+            target_lines = "".join("  - %s\n" % t for t in targets)
+            parts.append("- labels:\n%s  targets:\n%s" % (label_lines, target_lines))
+        else:
+            parts.append(_dump([group]))
+    return "".join(parts)
+
+
+def _job_members(job_hosts, job_groups, groups):
+    """Host names per kind of target, as plain lists: Ansible hands filters lazy containers that template every
+    element on each access, which adds up over thousands of hosts read several times."""
+    members = {}
+    for kind in ("node-exporter", "falco", "docker-exporter", "falcosidekick"):
+        names = list(job_hosts.get(kind) or [])
+        for group_name in job_groups.get(kind) or []:
+            if group_name in groups:
+                names.extend(groups[group_name])
+        members[kind] = names
+    return members
+
+
+def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_var="", self_host="",
+                       native_min_version="0.39.0", grpc_removed_version="0.44.0", with_groups=True, job_groups=None,
+                       groups=None):
+    job_hosts = _job_members(job_hosts or {}, job_groups or {}, groups or {})
+    defaults = dict(defaults.items())
     hosts = {}
     order = []
     for kind in ("node-exporter", "falco", "docker-exporter", "falcosidekick"):
-        for name in job_hosts.get(kind) or []:
+        for name in job_hosts[kind]:
             if name not in hosts:
                 hosts[name] = _Host(hostvars, name, defaults)
                 order.append(name)
@@ -154,9 +232,11 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     for name in order:
         host_labels = {"host": "%s" % (name,)}
         for var in label_vars:
-            if var in hosts[name].vars and hosts[name].vars[var] is not None:
-                # A plain str: the YAML emitter knows no subclasses of it.
-                host_labels["%s" % (var,)] = "%s" % (to_text(hosts[name].vars[var]),)
+            if var in hosts[name].vars:
+                value = hosts[name].value(var)
+                if value is not None:
+                    # A plain str: the YAML emitter knows no subclasses of it.
+                    host_labels["%s" % (var,)] = "%s" % (to_text(value),)
         labels[name] = host_labels
 
     missing_address = []
@@ -165,7 +245,7 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     def group(host, port, port_var):
         address, source = host.name, "the inventory name"
         if address_var and address_var in host.vars:
-            address, source = to_text(host.vars[address_var] or ""), address_var
+            address, source = to_text(host.value(address_var) or ""), address_var
             if not address:
                 missing_address.append(host.name)
         if address and not ADDRESS.match(address):
@@ -178,7 +258,7 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     def members(kind):
         """The hosts of one kind of target, each once, in inventory order."""
         seen = set()
-        for name in job_hosts.get(kind) or []:
+        for name in job_hosts[kind]:
             if name not in seen:
                 seen.add(name)
                 yield hosts[name]
@@ -209,8 +289,7 @@ def prometheus_targets(hostvars, job_hosts, defaults, label_vars, address_var=""
     for kind, port_var in (("docker-exporter", "docker_metrics_port"), ("falcosidekick", "falcosidekick_listen_port")):
         for host in members(kind):
             jobs[kind].append(group(host, host.get(port_var), port_var))
-    files = dict((job, yaml.dump(groups, Dumper=_DUMPER, indent=2, allow_unicode=True, default_flow_style=False,
-                                 sort_keys=True)) for job, groups in jobs.items())
+    files = dict((job, _file_sd_text(groups)) for job, groups in jobs.items())
     result = {"self_labels": labels.get(self_host, {}), "files": files, "basic_auth_hosts": basic_auth_hosts,
               "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
     if with_groups:

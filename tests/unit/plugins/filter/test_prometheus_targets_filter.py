@@ -157,3 +157,66 @@ def test_files_hold_each_jobs_target_groups_as_the_yaml_prometheus_reads():
                       with_groups=False)
     assert "jobs" not in compact and "labels" not in compact
     assert compact["files"] == result["files"] and compact["self_labels"] == result["self_labels"]
+
+
+@pytest.mark.parametrize("value", [
+    "aws", "eu-west-1", "rack_7", "a.b/c:d", "192.0.2.10:9100", "[2001:db8::5]:9100", "yes", "No", "on", "OFF",
+    "null", "~", "", "true", "1", "0x1f", "0o17", "017", "1_000", "1e3", "1.5", ".inf", ".NaN", "12:30", "190:20:30",
+    "2026-11-28", "2026-11-28 04:00:00", "<<", "=", "-", "-a", "a:", "a: b", "a #b", "#a", "@a", "`a", "!a", "&a",
+    "*a", "%a", "|a", ">a", "'a", '"a', "{a}", "[a]", "a,b", "?a", "a b", " a", "a ", "a\tb", "a\nb", "é-1", "a\u2028b",
+    "x" * 200, ("word " * 30).strip(), "---", "...", "a---", "_", "0", "-1", "+1",
+])
+def test_file_sd_text_is_what_to_nice_yaml_writes_for_any_label_value_or_target(value):
+    groups = [{"targets": ["first:9100"], "labels": {"host": "first", "cloud": "aws"}},
+              {"targets": [value], "labels": {"host": "h", "cloud": value, "zone": "z"}},
+              {"targets": ["last:9100", value], "labels": {"host": "last"}}]
+    text = prometheus_targets.__globals__["_file_sd_text"](groups)
+    assert text == to_nice_yaml(groups, indent=2, sort_keys=True)
+    assert yaml.safe_load(text) == groups
+
+
+@pytest.mark.parametrize("name", ["on", "yes", "null", "a1", "b", "zz"])
+def test_file_sd_text_sorts_and_quotes_label_names_as_to_nice_yaml_does(name):
+    groups = [{"targets": ["t:1"], "labels": {"host": "h", name: "v", "cloud": "c"}}]
+    assert prometheus_targets.__globals__["_file_sd_text"](groups) == to_nice_yaml(groups, indent=2, sort_keys=True)
+
+
+class TemplatingView(dict):
+    """hostvars[host] stand-in with raw values underneath, as Ansible's view has: reading through it templates."""
+
+    def __init__(self, raw, rendered):
+        super().__init__(rendered)
+        self._vars = raw
+        self.templated = []
+
+    def __getitem__(self, key):
+        self.templated.append(key)
+        return super().__getitem__(key)
+
+
+def test_only_values_that_can_hold_a_template_go_through_templating():
+    raw = {"cloud": "aws", "site": "{{ region }}-1", "ansible_host": "192.0.2.7", "falco_metrics_port": 8765,
+           "falco_metrics_enabled": True, "node_exporter_web_listen_address": "#jinja2:x\n{{ a }}",
+           "falco_version": None}
+    rendered = dict(raw, site="eu-1", node_exporter_web_listen_address=":9101")
+    view = TemplatingView(raw, rendered)
+    result = targets({"a": view}, address_var="ansible_host")
+    assert sorted(view.templated) == ["node_exporter_web_listen_address", "site"]
+    assert result["jobs"]["node-exporter"] == [{"targets": ["192.0.2.7:9101"],
+                                               "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}]
+    # falco_version left null falls back to the default, as before.
+    assert result["jobs"]["falco"] == [{"targets": ["192.0.2.7:8765"],
+                                       "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}]
+
+
+def test_job_groups_add_their_hosts_once_in_inventory_order_and_skip_groups_the_inventory_lacks():
+    hostvars = {name: {} for name in ("a", "b", "c", "mon")}
+    inventory_groups = {"falco": ["a", "b"], "edge": ["b", "c"], "monitoring": ["mon"]}
+    result = prometheus_targets(hostvars, defaults=DEFAULTS, label_vars=[], groups=inventory_groups,
+                                job_groups={"node-exporter": ["falco", "no-such-group", "edge", "monitoring"],
+                                            "falco": ["edge"]},
+                                job_hosts={"node-exporter": ["mon"], "falcosidekick": ["mon"]})
+    assert hosts_of(result["jobs"]["node-exporter"]) == ["mon", "a", "b", "c"]
+    assert hosts_of(result["jobs"]["falco"]) == ["b", "c"]
+    assert hosts_of(result["jobs"]["falcosidekick"]) == ["mon"]
+    assert result["jobs"]["docker-exporter"] == []
