@@ -64,8 +64,8 @@ def test_firewalld_was_started_with_ssh_allowed_and_our_rules():
     assert re.search(r"^\s+ports: .*\b22/tcp\b", zone, re.M)
     permanent = FWD.check_output("firewall-cmd --permanent --list-rich-rules").splitlines()
     assert permanent == [
-        f'rule priority="-3210" family="ipv4" source address="{address(MON)}" port port="9100" protocol="tcp" accept',
-        'rule priority="-3200" port port="9100" protocol="tcp" reject',
+        f'rule priority="-3211" family="ipv4" source address="{address(MON)}" port port="9100" protocol="tcp" accept',
+        'rule priority="-3201" port port="9100" protocol="tcp" reject',
     ]
     assert sorted(FWD.check_output("firewall-cmd --list-rich-rules").splitlines()) == sorted(permanent)
 
@@ -112,3 +112,37 @@ def test_a_new_monitoring_address_replaces_the_old_rules():
     assert status(MON, "http://fw-ufw:9100/metrics") == "200"
     assert status(FWD, "http://fw-ufw:9100/metrics") == "000"
     assert not [line for line in ufw_rules() if fwd in line]
+
+
+def fleetwatch_rich_rules(runtime=False):
+    listed = FWD.check_output("firewall-cmd %s --list-rich-rules" % ("" if runtime else "--permanent")).splitlines()
+    return sorted(rule for rule in listed if re.match(r'rule priority="-32[01][1-3]"', rule))
+
+
+def test_a_changed_port_moves_the_rules_and_leaves_none_on_the_old_port():
+    # A rule of the user's on the same port (firewalld) must survive; ufw's own rules are checked by the test above.
+    users_rule = 'rule family="ipv4" source address="192.0.2.9" port port="9100" protocol="tcp" accept'
+    FWD.check_output("firewall-cmd --permanent --add-rich-rule '%s'" % users_rule)
+    mon = address(MON)
+    code, output = run_playbook("converge.yml", "-e", json.dumps({"node_exporter_web_listen_address": "0.0.0.0:9111"}))[:2]
+    try:
+        assert code == 0, output
+        for agent, outsider in (("fw-ufw", FWD), ("fw-fwd", UFW)):
+            assert status(MON, f"http://{agent}:9111/metrics") == "200"
+            assert status(outsider, f"http://{agent}:9111/metrics") == "000"
+        assert [line for line in ufw_rules() if line.endswith("comment 'fleetwatch node_exporter'")] == [
+            f"ufw allow from {mon} to any port 9111 proto tcp comment 'fleetwatch node_exporter'",
+            "ufw deny 9111/tcp comment 'fleetwatch node_exporter'"]
+        wanted = sorted([
+            f'rule priority="-3211" family="ipv4" source address="{mon}" port port="9111" protocol="tcp" accept',
+            'rule priority="-3201" port port="9111" protocol="tcp" reject'])
+        assert fleetwatch_rich_rules() == wanted
+        assert fleetwatch_rich_rules(runtime=True) == wanted
+        assert users_rule in FWD.check_output("firewall-cmd --permanent --list-rich-rules").splitlines()
+    finally:
+        code, output = run_playbook("converge.yml")[:2]
+        FWD.run("firewall-cmd --permanent --remove-rich-rule '%s'" % users_rule)
+    assert code == 0, output
+    assert status(MON, "http://fw-fwd:9100/metrics") == "200" and status(UFW, "http://fw-fwd:9100/metrics") == "000"
+    assert [rule for rule in fleetwatch_rich_rules() if "9111" in rule] == []
+    assert [line for line in ufw_rules() if "9111" in line] == []
