@@ -172,11 +172,37 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
         assert dry_runs[0]["loaded"] == dry_run_loads(["metrics", "outputs", "rules"])
 
 
+def task_output(output, task):
+    """The lines a run printed for one task of the falco role, up to the next task."""
+    start = output.index("TASK [fleetwatch.falco_stack.falco : %s]" % task)
+    end = output.find("TASK [", start + 1)
+    return output[start:end if end != -1 else len(output)]
+
+
 def test_check_mode_on_converged_hosts_reports_no_change():
     rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
     assert rc == 0, output
     assert set(recap) == set(HOSTS)
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+    # The inspection found nothing to write: the tasks that write the rendered files made no module call.
+    for task in ("Stage the configuration and our rules files that differ",
+                 "Put the validated configuration and rules files in place"):
+        block = task_output(output, task)
+        assert all("skipping: [%s]" % name in block for name in HOSTS), block
+
+
+def test_check_mode_shows_the_change_to_the_live_files_and_writes_nothing():
+    stage = "find /var/lib/fleetwatch/falco/staging -type f -exec sha256sum {} + | sort"
+    before = {n: (snapshot(n), host(n).check_output(stage)) for n in HOSTS}
+    changed_rules = json.dumps({"falco_local_rules": [{"list": "fleetwatch_lab_tools", "items": ["lab-probe", "lab-check"]}]})
+    rc, output, recap = run_playbook("converge.yml", "--check", "--diff", "-e", changed_rules)
+    assert rc == 0, output
+    block = task_output(output, "Put the validated configuration and rules files in place")
+    assert block.count("+++ after: /etc/falco/rules.d/fleetwatch-500-local.yaml") == len(HOSTS), block
+    assert "+  - lab-check" in block, block
+    for name in HOSTS:
+        assert recap[name]["changed"] > 0, output
+        assert (snapshot(name), host(name).check_output(stage)) == before[name]
 
 
 def test_grpc_on_0_44_is_refused_before_any_change():
@@ -300,14 +326,15 @@ def test_a_lower_falco_version_downgrades_and_then_stays():
     h = host(name)
     runs = len(postinst_runs(name))
     logged = len(calls(name))
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1")
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1", "--diff")
     assert rc == 0, output
     assert set(recap) == {name} and recap[name]["changed"] > 0, output
     dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
     # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went), so both the
     # restart and the reload handler were notified.
-    assert "changed: [%s] => (item=config.d/fleetwatch-metrics.yaml)" % name in output, output
+    assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in task_output(
+        output, "Put the validated configuration and rules files in place"), output
     assert_started_once_and_never_signalled(name, logged)
     # The package scripts ran once more and got the driver choice again.
     assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
