@@ -1,0 +1,201 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetwatch engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Confirm that Falco runs: its unit stays up past start-up, its driver opened, /healthz answers."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: falco_health
+short_description: Confirm Falco is up, or fail with its last log lines and what to do
+version_added: 0.1.0
+description:
+  - Watches the Falco systemd unit until its main process has stayed up O(settle) seconds with no restart, then,
+    where O(healthz_url) is given, until Falco's C(/healthz) answers 200. A Falco whose driver cannot load starts,
+    answers for a moment and exits, and systemd restarts it; this module tells that apart from a Falco that runs.
+  - Fails with the reason, the unit's last log lines and a hint (wrong driver, no kernel BTF, a missing capability,
+    a refused configuration) when Falco does not run, exits, or is restarted while it watches.
+  - Only reads; runs the same in check mode.
+options:
+  unit:
+    description: The systemd unit that runs Falco, for example C(falco-modern-bpf.service).
+    type: str
+    required: true
+  driver:
+    description: The driver the unit loads; picks the hint shown when Falco does not run.
+    type: str
+    choices: [modern_ebpf, kmod, nodriver]
+    default: modern_ebpf
+  settle:
+    description: Seconds the same main process must have been up. Falco that cannot open its driver exits within
+      a second or two of starting.
+    type: int
+    default: 10
+  watch:
+    description: Also require the process to stay up O(settle) seconds from now on, as after a reload signal (the
+      process is older than the reload, which opens the driver and loads the rules again).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for Falco to come up before failing.
+    type: int
+    default: 90
+  healthz_url:
+    description: Falco's health endpoint, for example C(http://127.0.0.1:8765/healthz); empty when the webserver is
+      off.
+    type: str
+    default: ""
+  healthz_cert_file:
+    description:
+      - For an C(https://) O(healthz_url), the PEM file whose certificate Falco serves (the webserver's
+        C(ssl_certificate)). The module accepts exactly that certificate, which proves it talks to this host's
+        Falco without needing the address in the certificate's names.
+    type: path
+  log_lines:
+    description: How many of the unit's last log lines the failure message shows.
+    type: int
+    default: 25
+attributes:
+  check_mode:
+    description: Reads only; runs in check mode as in a normal run.
+    support: full
+  diff_mode:
+    description: Nothing to show.
+    support: none
+author:
+  - fleetwatch engineers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Confirm Falco runs
+  fleetwatch.falco_stack.falco_health:
+    unit: falco-modern-bpf.service
+    healthz_url: http://127.0.0.1:8765/healthz
+"""
+
+RETURN = r"""
+state:
+  description: The unit's properties at the last look (C(ActiveState), C(SubState), C(MainPID), C(NRestarts), ...).
+  returned: always
+  type: dict
+uptime:
+  description: Seconds the main process had been up when it was found healthy.
+  returned: success
+  type: float
+log:
+  description: The unit's last log lines.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import http.client
+import ssl
+import time
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_health import (
+    UNIT_PROPERTIES,
+    Watch,
+    as_int,
+    failure_message,
+    parse_show,
+)
+
+
+def show(module, unit):
+    cmd = [module.get_bin_path("systemctl", required=True), "show", unit, "--no-pager"]
+    for prop in UNIT_PROPERTIES:
+        cmd += ["-p", prop]
+    rc, out, err = module.run_command(cmd)
+    if rc != 0:
+        module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip() or out.strip()))
+    return parse_show(out)
+
+
+def log_tail(module, unit, lines):
+    journalctl = module.get_bin_path("journalctl")
+    if not journalctl:
+        return []
+    rc, out, _err = module.run_command([journalctl, "-u", unit, "-n", str(lines), "-o", "cat", "--no-pager"])
+    return out.splitlines() if rc == 0 else []
+
+
+def served_certificate(cert_file):
+    """The DER bytes of the certificate in a PEM file that may also hold the key."""
+    with open(cert_file, encoding="ascii") as handle:
+        pem = handle.read()
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(pem[pem.index(begin):pem.index(end) + len(end)])
+
+
+def healthz(url, cert_file):
+    """None when /healthz answered 200 (over https: with the certificate in cert_file); else why not."""
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "https":
+            if not cert_file:
+                return "an https healthz_url needs healthz_cert_file"
+            # Exactly our certificate is accepted, compared after the handshake: that proves it is this host's
+            # Falco whatever address the certificate names, with no chain or name check left out in its place.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=5, context=context)
+            conn.connect()
+            if conn.sock.getpeercert(binary_form=True) != served_certificate(cert_file):
+                return "%s served a certificate other than the one in %s" % (url, cert_file)
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=5)
+        conn.request("GET", parts.path or "/")
+        status = conn.getresponse().status
+        conn.close()
+        return None if status == 200 else "%s answered %s" % (url, status)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return "%s did not answer (%s)" % (url, exc)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            unit=dict(type="str", required=True),
+            driver=dict(type="str", default="modern_ebpf", choices=["modern_ebpf", "kmod", "nodriver"]),
+            settle=dict(type="int", default=10),
+            watch=dict(type="bool", default=False),
+            timeout=dict(type="int", default=90),
+            healthz_url=dict(type="str", default=""),
+            healthz_cert_file=dict(type="path"),
+            log_lines=dict(type="int", default=25),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    unit = params["unit"]
+    start = time.monotonic()
+    watch = Watch(params["settle"], watch_from=start if params["watch"] else None)
+    deadline = start + params["timeout"]
+    props = {}
+    while True:
+        props = show(module, unit)
+        now = time.monotonic()
+        verdict = watch.observe(props, now)
+        if verdict == "healthy" and params["healthz_url"]:
+            problem = healthz(params["healthz_url"], params["healthz_cert_file"])
+            if problem:
+                watch.reason = "it is up, but " + problem
+                verdict = "waiting"
+        if verdict == "healthy":
+            uptime = now - as_int(props, "ExecMainStartTimestampMonotonic") / 1e6
+            module.exit_json(changed=False, state=props, uptime=round(uptime, 1))
+        if verdict == "failed" or now > deadline:
+            lines = log_tail(module, unit, params["log_lines"])
+            reason = watch.reason if verdict == "failed" else "it did not come up within %d s (%s)" % (
+                params["timeout"], watch.reason)
+            module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines)
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
