@@ -7,15 +7,26 @@ set -euo pipefail
 cd "$REPO_ROOT" || exit 1
 INVENTORY=${FLEETWATCH_LAB_INVENTORY:-inventories/lab/hosts.yml}
 
-# Falco's packages come from Falco's own repository; a lab with access to it sets FLEETWATCH_LAB_FALCO=yes.
-FALCO_HOSTS=$([ "${FLEETWATCH_LAB_FALCO:-no}" = yes ] && echo falco || echo no_falco_in_this_lab)
+# Falco: from the real package next to the project by default (../shared/packages, the air-gapped way a site
+# without internet mirrors Falco; inventories/lab/group_vars/falco.yml), from Falco's own repository with
+# FLEETWATCH_LAB_FALCO=yes, and not at all on a checkout without the package.
+FALCO_PACKAGE="$REPO_ROOT/../shared/packages/falco_0.44.1_amd64.deb"
+if [ "${FLEETWATCH_LAB_FALCO:-no}" = yes ]; then
+  FALCO_SOURCE=repository
+elif [ -f "$FALCO_PACKAGE" ]; then
+  FALCO_SOURCE=package
+else
+  FALCO_SOURCE=none
+fi
+FALCO_HOSTS=$([ "$FALCO_SOURCE" = none ] && echo no_falco_in_this_lab || echo falco)
 GRAFANA_ENABLED=$([ "${FLEETWATCH_LAB_GRAFANA:-no}" = yes ] && echo true || echo false)
 
 # Components that cannot be deployed here, and why.
 report_limits() {
+  [ "$FALCO_SOURCE" != none ] && [ "$GRAFANA_ENABLED" = true ] && return 0
   echo "Not deployed in this lab:"
-  [ "$FALCO_HOSTS" = falco ] || echo "  - Falco: its packages come from Falco's repository, which this machine cannot reach" \
-    "(set FLEETWATCH_LAB_FALCO=yes where it can)."
+  [ "$FALCO_SOURCE" != none ] || echo "  - Falco: no package at ../shared/packages/falco_0.44.1_amd64.deb and no" \
+    "access to Falco's repository (set FLEETWATCH_LAB_FALCO=yes where it can be reached)."
   [ "$GRAFANA_ENABLED" = true ] || echo "  - Grafana: its image and packages come from Grafana's registry and repositories, which this machine cannot reach" \
     "(set FLEETWATCH_LAB_GRAFANA=yes and grafana_admin_password where it can)."
 }
@@ -26,7 +37,8 @@ up() {
   link_source_collection
   export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
   say "lab: creating hosts from $INVENTORY"
-  python lab/fleet.py up "$INVENTORY" >/dev/null
+  [ "$FALCO_SOURCE" != none ] || say "lab: Falco is left out: ../shared/packages/falco_0.44.1_amd64.deb is not there"
+  python lab/fleet.py up "$INVENTORY" --privileged-group "$FALCO_HOSTS" >/dev/null
   say "lab: preparing hosts"
   ansible-playbook -i "$INVENTORY" lab/prepare.yml >/dev/null
   say "lab: running playbooks/site.yml"
@@ -35,7 +47,9 @@ up() {
 }
 
 site() {
-  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_group=$FALCO_HOSTS" \
+  local falco_from_repository=()
+  [ "$FALCO_SOURCE" != repository ] || falco_from_repository=(-e '{"falco_install_method": "repo", "falco_rulesets": []}')
+  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_group=$FALCO_HOSTS" "${falco_from_repository[@]}" \
     -e "fleetwatch_grafana_enabled=$GRAFANA_ENABLED" playbooks/site.yml "$@"
 }
 
@@ -68,6 +82,8 @@ status() {
   echo "Lab hosts (addresses reachable from this machine):"
   python lab/fleet.py list "$INVENTORY" | while read -r name ip; do
     printf '  %-14s node_exporter http://%s:9100/metrics\n' "$name" "$ip"
+    [ "$FALCO_SOURCE" = none ] || [[ "$name" != lab-agent-* ]] \
+      || printf '  %-14s Falco http://%s:8765/metrics (from the %s)\n' "" "$ip" "$FALCO_SOURCE"
     case "$name" in
       lab-monitor)
         printf '  %-14s Prometheus http://%s:9090  Alertmanager http://%s:9093\n' "" "$ip" "$ip"
