@@ -1,10 +1,10 @@
 """Cost of the falco role per run, against the floor of a one-task play on the same 2-host lab.
 
-Builds the TEST FIXTURE Falco packages (tests/fixtures/falco-package/build.py, layout from ../shared/upstream/falco),
-creates two lab hosts (0.31.1, the full falco.yaml generation, and 0.44.1, the drop-in generation, both installed
-from the package files with the scenario's rules tuning), then times in one run:
+Creates two privileged lab hosts running the REAL Falco 0.44.1 (../shared/packages, the modern eBPF probe), one
+installed from the package file on the controller, one with the incubating and sandbox rulesets as well, both with
+the scenario's rules tuning, then times in one run:
   floor     a play with one ping task (inventory, connection set-up, one round trip per host)
-  converge  the first run of playbooks/falco.yml
+  converge  the first run of playbooks/falco.yml (install, configure, start, confirm Falco runs)
   re-run    the same playbook on the converged hosts (must report no change)
 and prints the seconds and the ratios to the floor. Goal, as for node_exporter: re-run within 2.5x the floor.
 Run from a machine set up by scripts/setup.sh:  scripts/bench.sh falco
@@ -20,13 +20,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM = ROOT.parent / "shared" / "upstream" / "falco"
+SHARED = ROOT.parent / "shared"
+PACKAGE = SHARED / "packages" / "falco_0.44.1_amd64.deb"
+RULES = SHARED / "upstream" / "falco"
 INVENTORY = """\
 all:
   vars:
     ansible_connection: containers.podman.podman
     ansible_python_interpreter: /usr/bin/python3
+    falco_version: "0.44.1"
     falco_install_method: package
+    falco_package_src: "{package}"
+    falco_driver: modern_ebpf
     falco_file_output_path: /var/log/falco/events.json
     falco_local_rules:
       - list: fleetwatch_bench_tools
@@ -48,17 +53,16 @@ all:
   children:
     falco:
       hosts:
-        bench-falco-legacy:
+        bench-falco-stable:
           lab_kind: systemd
-          falco_version: "0.31.1"
-          falco_package_src: "{fixture}/falco-0.31.1-x86_64.deb"
-          falco_driver: nodriver
-          falco_grpc_enabled: true
-        bench-falco-current:
+        bench-falco-rulesets:
           lab_kind: systemd
-          falco_version: "0.44.1"
-          falco_package_src: "{fixture}/falco-0.44.1-x86_64.deb"
           falco_metrics_listen_address: 127.0.0.1
+          falco_rulesets:
+            - name: incubating
+              src: "{rules}/falcosecurity-rules_falco-rules-5.1.0_falco-incubating_rules.yaml"
+            - name: sandbox
+              src: "{rules}/falcosecurity-rules_falco-rules-5.1.0_falco-sandbox_rules.yaml"
 """
 FLOOR_PLAY = """\
 - name: Floor
@@ -84,20 +88,19 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and of the re-run (median)")
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
     args = parser.parse_args()
-    if not UPSTREAM.is_dir():
-        sys.exit("upstream Falco reference files not found at %s: the fixture packages are built from them" % UPSTREAM)
+    for needed in (PACKAGE, RULES):
+        if not needed.exists():
+            sys.exit("not found: %s (the real Falco package and rulesets next to the project, ../shared)" % needed)
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
     with tempfile.TemporaryDirectory() as tmp:
-        fixture = Path(tmp, "falco-fixture")
-        subprocess.run([sys.executable, str(ROOT / "tests" / "fixtures" / "falco-package" / "build.py"), str(fixture),
-                        "--versions", "0.31.1", "0.44.1"], check=True, stdout=subprocess.DEVNULL)
         inventory = Path(tmp, "hosts.yml")
-        inventory.write_text(INVENTORY.replace("{fixture}", str(fixture)))
+        inventory.write_text(INVENTORY.replace("{package}", str(PACKAGE)).replace("{rules}", str(RULES)))
         floor_play = Path(tmp, "floor.yml")
         floor_play.write_text(FLOOR_PLAY)
         fleet = [sys.executable, str(ROOT / "lab" / "fleet.py")]
         subprocess.run(fleet + ["down", str(inventory)], check=True)
-        subprocess.run(fleet + ["up", str(inventory), "--lab-name", "bench"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(fleet + ["up", str(inventory), "--lab-name", "bench", "--privileged-group", "falco"], check=True,
+                       stdout=subprocess.DEVNULL)
         try:
             timed(["ansible-playbook", "-i", str(inventory), str(ROOT / "lab" / "prepare.yml")], env)
             playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "falco.yml")]
@@ -113,7 +116,8 @@ def main():
             if not args.keep:
                 subprocess.run(fleet + ["down", str(inventory)], check=False)
     floor_s, rerun_s = statistics.median(floor), statistics.median(reruns)
-    print("falco role on 2 hosts, 0.31.1 and 0.44.1 TEST FIXTURE packages (median of %d)" % args.repeat)
+    print("falco role on 2 hosts, the real Falco 0.44.1 package, modern eBPF (median of %d re-runs, one converge)"
+          % args.repeat)
     print("  floor (one-task play)  %6.2f s" % floor_s)
     print("  converge (first run)   %6.2f s  %5.2fx floor" % (converge, converge / floor_s))
     print("  re-run (no change)     %6.2f s  %5.2fx floor  (goal <= 2.5x)" % (rerun_s, rerun_s / floor_s))

@@ -8,19 +8,19 @@ that fr-repo does not have: the same action alerting on fr-repo shows the event 
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
+import promlab  # noqa: E402  (a real Prometheus on loopback; here it scrapes the real Falcos)
 from labtest import run_playbook, wait_for  # noqa: E402
 
 HOSTS = ["fr-package", "fr-repo"]
@@ -119,63 +119,95 @@ def address(name):
     return host(name).check_output("hostname -I").split()[0]
 
 
+# The target labels the prometheus role gives each host (host, cloud), as scraped by the role's jobs.
+LABELS = {"fr-package": {"host": "fr-package", "cloud": "lab-a"}, "fr-repo": {"host": "fr-repo", "cloud": "lab-b"}}
+
+
 @pytest.fixture(scope="module")
-def prometheus():
-    """Debian's Prometheus on this machine's loopback, scraping fr-repo's Falco over HTTPS with the fleet CA (job
-    falco-tls) and over plain HTTP (job falco-plain)."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus not on this machine (scripts/setup.sh installs Debian's package)")
-    work = Path(tempfile.mkdtemp(prefix="falco-real-prom-"))
-    target = "fr-repo:8765"
-    config = {"global": {"scrape_interval": "2s", "scrape_timeout": "1s"}, "scrape_configs": [
-        {"job_name": "falco-tls", "scheme": "https",
-         "tls_config": {"ca_file": str(PKI / "ca.crt"), "server_name": "fr-repo"},
-         "static_configs": [{"targets": ["%s:8765" % address("fr-repo")], "labels": {"host": "fr-repo"}}]},
-        {"job_name": "falco-plain", "scheme": "http",
-         "static_configs": [{"targets": ["%s:8765" % address("fr-repo")], "labels": {"host": target}}]}]}
-    (work / "prometheus.yml").write_text(json.dumps(config))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--config.file", str(work / "prometheus.yml"), "--storage.tsdb.path",
-                             str(work / "data"), "--web.listen-address", "127.0.0.1:%d" % port],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield "http://127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(timeout=30)
-    shutil.rmtree(work, ignore_errors=True)
+def prometheus(tmp_path_factory):
+    """Debian's Prometheus on this machine's loopback, scraping both real Falcos every second: fr-package over HTTP,
+    fr-repo over HTTPS with the fleet CA (job falco, the role's labels), and fr-repo over plain HTTP (falco-plain)."""
+    reason = promlab.available()
+    if reason:
+        pytest.skip(reason)
+    tls = {"ca_file": str(PKI / "ca.crt"), "server_name": "fr-repo"}
+    jobs = [
+        {"job_name": "falco", "static_configs": [promlab.target("%s:8765" % address("fr-package"), **LABELS["fr-package"])]},
+        {"job_name": "falco-tls", "scheme": "https", "tls_config": tls,
+         "static_configs": [promlab.target("%s:8765" % address("fr-repo"), **LABELS["fr-repo"])]},
+        {"job_name": "falco-plain", "static_configs": [promlab.target("%s:8765" % address("fr-repo"), host="fr-repo")]},
+    ]
+    with promlab.Prometheus(tmp_path_factory.mktemp("prom")) as prom:
+        prom.start(jobs)
+        yield prom
 
 
-def targets(url):
-    import urllib.request
-    with urllib.request.urlopen(url + "/api/v1/targets", timeout=5) as reply:
-        return {t["labels"]["job"]: t for t in json.load(reply)["data"]["activeTargets"]}
-
-
-def prom_query(url, expr):
-    import urllib.parse
-    import urllib.request
-    with urllib.request.urlopen(url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5) as reply:
-        return json.load(reply)["data"]["result"]
+def scraped(prom):
+    """Every job's target after its first scrape, by job (None until all three were scraped)."""
+    found = {t["labels"]["job"]: t for t in prom.api("/api/v1/targets")["activeTargets"]}
+    return found if len(found) == 3 and all(t["health"] in ("up", "down") for t in found.values()) else None
 
 
 def test_prometheus_scrapes_the_metrics_over_tls_with_the_fleet_ca_and_plain_http_is_refused(prometheus):
-    def scraped():
-        try:
-            found = targets(prometheus)
-        except OSError:
-            return None
-        done = all(found.get(j, {}).get("health") in ("up", "down") for j in ("falco-tls", "falco-plain"))
-        return found if done else None
-    found = wait_for(scraped, timeout=60)
-    assert found, "Prometheus did not scrape both jobs"
+    found = wait_for(lambda: scraped(prometheus), timeout=60)
+    assert found, "Prometheus did not scrape every job: %s" % prometheus.api("/api/v1/targets")
     assert found["falco-tls"]["health"] == "up", found["falco-tls"]
     assert found["falco-plain"]["health"] == "down", found["falco-plain"]
-    version = wait_for(lambda: prom_query(prometheus, 'falcosecurity_falco_version_info{job="falco-tls"}'), timeout=30)
-    assert version and version[0]["metric"]["version"] == "0.44.1"
-    hostname = prom_query(prometheus, 'falcosecurity_evt_hostname_info{job="falco-tls"}')
+    version = prometheus.query('falcosecurity_falco_version_info{job="falco-tls"}')
+    assert [r["metric"]["version"] for r in version] == ["0.44.1"]
+    hostname = prometheus.query('falcosecurity_evt_hostname_info{job="falco-tls"}')
     assert [r["metric"]["hostname"] for r in hostname] == ["fr-repo"]
+
+
+DASHBOARD = json.loads((Path(__file__).resolve().parents[3] / "roles" / "grafana" / "files" / "dashboards"
+                        / "falco-fleet.json").read_text())
+# Panels that read falcosidekick's metrics: no falcosidekick runs in this scenario (its image cannot be had here).
+SIDEKICK = "falcosecurity_falcosidekick_"
+REAL_CASES = [(panel["title"], target) for panel, target in promlab.dashboard_queries(DASHBOARD)
+              if SIDEKICK not in target["expr"]]
+
+
+@pytest.fixture(scope="module")
+def series_with_events(prometheus):
+    """Both Falcos scraped a while, then an event on fr-package (seen by both Falcos), then scraped again: every
+    counter the dashboard reads has risen while Prometheus watched."""
+    assert wait_for(lambda: scraped(prometheus), timeout=60)
+    # falco-plain is down by design: count the scrapes of the two jobs that serve the dashboard.
+    assert wait_for(lambda: counted(prometheus, 'min(count_over_time(up{job=~"falco|falco-tls"}[5m]))') >= 3)
+    marker = mark()
+    run("fr-package", "cat /etc/shadow /tmp/%s > /dev/null 2>&1" % marker)
+    assert wait_alert("fr-package", marker, "Read sensitive file untrusted")
+    risen = ('sum(increase(falcosecurity_falco_rules_matches_total{host="fr-package",'
+             'rule_name="Read sensitive file untrusted"}[1m]))')
+    assert wait_for(lambda: counted(prometheus, risen) > 0, timeout=60), "the match did not reach Prometheus"
+    return prometheus
+
+
+def counted(prom, expr):
+    """The value of a one-number query, 0 when it returns nothing."""
+    result = prom.query(expr)
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+@pytest.mark.parametrize("panel_title,target", REAL_CASES, ids=["%s/%s" % (c[0], c[1]["refId"]) for c in REAL_CASES])
+def test_every_falco_panel_returns_data_for_a_host_with_events(series_with_events, panel_title, target):
+    prom = series_with_events
+    for selection in ({"host": ".*", "cloud": ".*"}, {"host": "fr-package", "cloud": ".*"}):
+        expr = promlab.interpolate(target["expr"], selection)
+        result = prom.query(expr) if target.get("instant") else prom.query_range(expr, seconds=60, step=2)
+        assert result, "%s returns nothing on real Falco series with %s: %s" % (panel_title, selection, expr)
+        hosts = {r["metric"]["host"] for r in result if "host" in r["metric"]}
+        if selection["host"] == "fr-package":
+            assert hosts <= {"fr-package"}, (panel_title, expr, hosts)
+
+
+def test_the_dashboard_variables_list_the_real_hosts_and_clouds(series_with_events):
+    for variable in DASHBOARD["templating"]["list"]:
+        if variable.get("type") != "query":
+            continue
+        expr = promlab.interpolate(promlab.label_values_query(variable["definition"]), {"cloud": ".*", "host": ".*"})
+        found = {r["metric"][variable["name"]] for r in series_with_events.query(expr)}
+        assert found >= {labels[variable["name"]] for labels in LABELS.values()}, (variable["name"], found)
 
 
 def test_a_client_without_the_fleet_ca_is_refused():
@@ -279,3 +311,63 @@ def test_a_falco_binary_that_prints_no_version_is_reported_with_what_it_printed(
     assert rc != 0 and recap["fr-package"]["failed"] == 1, output
     assert "printed no Falco version" in output and "libtest.so.1" in output, output
     assert "Template" not in output and "NoneType" not in output, output
+
+
+def rule_counts(name, since):
+    """Alerts per rule in NAME's own journal since a journalctl timestamp."""
+    out = host(name).check_output("journalctl -t falco -o cat --no-pager --since %s", "@%d" % since)
+    counts = {}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            alert = json.loads(line)
+            if alert.get("hostname") == name:
+                key = (alert["rule"], alert["output_fields"].get("proc.name"))
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def noisy(name, program, times):
+    """A benign, repeated action: the same program reading /etc/shadow with the same command line."""
+    run(name, "for i in $(seq %d); do %s /etc/shadow > /dev/null; done" % (times, program))
+
+
+def test_the_tuning_loop_triage_proposes_exceptions_that_silence_only_the_noise(tmp_path):
+    """fr-repo (no exceptions): a nightly job reads /etc/shadow 12 times; triage.yml proposes an exception for it;
+    the falco role applies the proposal; the job's alerts are gone while another reader still alerts."""
+    name, rule = "fr-repo", "Read sensitive file untrusted"
+    program = "nr-" + uuid.uuid4().hex[:8]
+    run(name, "ln -sf /usr/bin/cat /usr/local/bin/%s" % program)
+    start = int(host(name).check_output("date +%s"))
+    noisy(name, program, 12)
+    before = wait_for(lambda: (lambda c: c if c.get((rule, program), 0) >= 12 else None)(rule_counts(name, start)))
+    assert before, "the noisy job did not raise 12 alerts on %s: %s" % (name, rule_counts(name, start))
+
+    report = tmp_path / "triage"
+    rc, output, _recap = run_playbook("triage.yml", "-e", json.dumps({
+        "fleetwatch_triage_hosts": name, "fleetwatch_triage_report_dir": str(report),
+        "fleetwatch_triage_suggest_min_span": 0}))
+    assert rc == 0, output
+    proposed = yaml.safe_load((report / "suggested-exceptions.yml").read_text())["falco_rule_exceptions"]
+    ours = [e for e in proposed if e["rule"] == rule and program in e["values"][0]]
+    assert len(ours) == 1, proposed
+    assert dict(zip(ours[0]["fields"], ours[0]["values"][0]))["proc.name"] == program
+
+    try:
+        rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e",
+                                         json.dumps({"falco_rule_exceptions": proposed}))
+        assert rc == 0 and recap[name]["changed"] > 0, output
+        applied = int(host(name).check_output("date +%s"))
+        noisy(name, program, 12)
+        sentinel = mark()
+        run(name, "cat /etc/shadow /tmp/%s > /dev/null 2>&1" % sentinel)
+        assert wait_alert(name, sentinel, rule), "another reader of /etc/shadow no longer alerts on %s" % name
+        time.sleep(3)
+        after = rule_counts(name, applied)
+        assert after.get((rule, program), 0) == 0, after
+        assert after.get((rule, "cat"), 0) >= 1, after
+        print("tuning loop on %s: %s alerts of '%s' by %s before the exception, %d after; other readers still "
+              "alert (%d)" % (name, before[(rule, program)], rule, program, after.get((rule, program), 0),
+                              after.get((rule, "cat"), 0)))
+    finally:
+        rc, output, _recap = run_playbook("converge.yml", "--limit", name)
+        assert rc == 0, output
