@@ -5,10 +5,11 @@ Each case is a play that must fail with a message naming the variable and saying
 """
 
 import platform
+import re
 
 import pytest
 
-from falco_helpers import UPSTREAM, UPSTREAM_REASON, collections_dir, run_playbook
+from falco_helpers import REPO, UPSTREAM, UPSTREAM_REASON, collections_dir, load_yaml, run_playbook
 
 STABLE_RULES = UPSTREAM / "falcosecurity-rules_falco-rules-5.1.0_falco_rules.yaml"
 
@@ -154,3 +155,32 @@ def test_a_host_falco_does_not_ship_for_is_refused(collections):
     assert rc != 0
     assert "Falco ships for 64-bit x86_64 and aarch64 only; localhost is %s" % platform.machine() in output
     assert "install the 64-bit OS" in output
+
+
+def test_variables_of_the_falco_exporter_role_are_not_the_falco_roles_to_refuse(collections):
+    # falco_exporter_* starts with falco_, but belongs to the falco_exporter role (which checks it itself): a host
+    # running both roles, like the example inventory's fedora-legacy, must pass the falco role's check.
+    exporter_vars = load_yaml(REPO / "roles" / "falco_exporter" / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    own = {name: "x" for name in exporter_vars if name.startswith("falco_exporter_")}
+    assert "falco_exporter_listen_address" in own
+    rc, output = preflight(collections, __falco_kernel_has_btf=True, **own)
+    assert rc == 0, output
+
+
+def test_a_misspelled_falco_variable_is_still_refused_next_to_falco_exporter_ones(collections):
+    # falco_exporterx is not in the falco_exporter role's namespace (falco_exporter_): still the falco role's typo.
+    rc, output = preflight(collections, __falco_kernel_has_btf=True, falco_exporter_listen_address="0.0.0.0:9376",
+                           falco_exporterx="1", falco_grpc_enabeld=True)
+    assert rc != 0
+    refused = re.search(r"Unknown variable\(s\) ([a-z_, ]+):", output)
+    assert refused, output
+    assert sorted(refused.group(1).split(", ")) == ["falco_exporterx", "falco_grpc_enabeld"]
+    assert "falco_grpc_enabeld (did you mean falco_grpc_enabled?)" in output
+
+
+def test_the_example_inventorys_legacy_host_passes(collections):
+    host_vars = load_yaml(REPO / "inventories" / "example" / "host_vars" / "fedora-legacy.yml")
+    assert "falco_exporter_listen_address" in host_vars
+    # Its kmod driver needs kernel headers this machine's repositories lack: nodriver keeps the rest of the host as is.
+    rc, output = preflight(collections, **dict(host_vars, falco_driver="nodriver"))
+    assert rc == 0, output
