@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from falco_helpers import REPO, UPSTREAM, UPSTREAM_REASON, collections_dir, load_yaml, run_playbook
+from falco_helpers import REPO, UPSTREAM, UPSTREAM_REASON, collections_dir, load_yaml, run_failures, run_playbook
 
 STABLE_RULES = UPSTREAM / "falcosecurity-rules_falco-rules-5.1.0_falco_rules.yaml"
 
@@ -21,6 +21,13 @@ def collections(tmp_path_factory):
 
 def preflight(collections, **extra):
     return run_playbook("falco_preflight.yml", collections, extra)
+
+
+def refusals(collections, **extra):
+    """The messages of the failed preflight tasks (from the JSON callback), one per failed task or loop item."""
+    rc, failed = run_failures("falco_preflight.yml", collections, dict({"__falco_kernel_has_btf": True}, **extra))
+    assert rc != 0, "preflight passed"
+    return [f["msg"] if isinstance(f["msg"], str) else " ".join(f["msg"]) for f in failed]
 
 
 def test_defaults_pass(collections):
@@ -118,7 +125,7 @@ def test_tutorial_settings_pass(collections):
 def test_package_for_another_version(collections):
     rc, output = preflight(collections, falco_install_method="package", falco_package_src="/tmp/falco-0.43.1-x86_64.deb")
     assert rc != 0
-    assert "falco_install_method: package needs falco_package_src" in output
+    assert "falco_package_src '/tmp/falco-0.43.1-x86_64.deb' does not look like Falco 0.44.1" in output
 
 
 def test_unsupported_middle_versions(collections):
@@ -184,3 +191,43 @@ def test_the_example_inventorys_legacy_host_passes(collections):
     # Its kmod driver needs kernel headers this machine's repositories lack: nodriver keeps the rest of the host as is.
     rc, output = preflight(collections, **dict(host_vars, falco_driver="nodriver"))
     assert rc == 0, output
+
+
+# One setting wrong at a time: the refusal names that variable, says what to set, and names none of the others.
+SETTINGS = ["falco_package_src", "falco_repo_key_fingerprint", "falco_http_output_url", "falco_file_output_path",
+            "falco_metrics_port", "falco_hostname"]
+
+
+@pytest.mark.parametrize("variable,settings,fix", [
+    ("falco_package_src", {"falco_install_method": "package", "falco_package_src": "/tmp/falco.tar.gz"}, ".deb or .rpm"),
+    ("falco_repo_key_fingerprint", {"falco_repo_key_fingerprint": "478b 2fbb"}, "40 upper-case hex digits"),
+    ("falco_http_output_url", {"falco_http_output_url": "sidekick:2801"}, "http://sidekick:2801/"),
+    ("falco_file_output_path", {"falco_file_output_path": "events.json"}, "absolute path"),
+    ("falco_metrics_port", {"falco_metrics_port": 70000}, "1 to 65535"),
+    ("falco_hostname", {"falco_hostname": "web 1"}, "letters, digits"),
+])
+def test_each_setting_is_refused_on_its_own(collections, variable, settings, fix):
+    messages = refusals(collections, **settings)
+    assert len(messages) == 1, messages
+    assert variable in messages[0] and fix in messages[0], messages[0]
+    assert not [other for other in SETTINGS if other != variable and other in messages[0]], messages[0]
+
+
+@pytest.mark.parametrize("settings,wanted", [
+    ({"falco_rulesets": [{"name": "a", "src": "/tmp/a.yaml"}, {"src": "/tmp/b.yaml"}]},
+     ["falco_rulesets item 2 ({\"src\": \"/tmp/b.yaml\"}) needs a name and a src"]),
+    ({"falco_rulesets": [{"name": "../x", "src": "/tmp/a.yaml"}]}, ["falco_rulesets item 1: the name '../x'"]),
+    ({"falco_rulesets": [{"name": "a", "src": "/tmp/a.yaml"}, {"name": "a", "src": "/tmp/b.yaml"}]},
+     ["falco_rulesets names must be unique (each is a file of its own): a appear"]),
+    ({"falco_rulesets": [{"name": "ok", "src": "https://x.invalid/r.yaml", "checksum": "sha256:00"},
+                         {"name": "incubating", "src": "https://x.invalid/r.yaml"}]},
+     ["falco_rulesets item 2 ('incubating'): a URL src needs a checksum"]),
+    ({"falco_disabled_rules": [{"rule": "A"}, {"name": "B"}, {"tag": "t", "rule": "C"}]},
+     ["falco_disabled_rules item 2 ({\"name\": \"B\"}) must be {rule: NAME} or {tag: TAG}",
+      "falco_disabled_rules item 3 ({\"tag\": \"t\", \"rule\": \"C\"}) must be"]),
+])
+def test_rulesets_and_disabled_rules_are_refused_item_by_item(collections, settings, wanted):
+    messages = refusals(collections, **settings)
+    assert len(messages) == len(wanted), messages
+    for message, start in zip(messages, wanted):
+        assert message.startswith(start), message
