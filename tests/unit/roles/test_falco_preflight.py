@@ -90,15 +90,84 @@ def test_auto_without_btf_picks_kmod_and_needs_headers(collections):
 
 
 @pytest.mark.parametrize("exception,what", [
-    ({"fields": ["proc.name", "fd.name"], "comps": ["="], "values": [["a", "b"]]}, "fields (2), comps (1)"),
-    ({"fields": ["proc.name"], "comps": ["="], "values": [["a", "b"]]}, "every row of values"),
+    ({"fields": ["proc.name", "fd.name"], "comps": ["="], "values": [["a", "b"]]},
+     "fields has 2 entries but comps has 1: give one comparison operator per field"),
+    ({"fields": ["proc.name"], "comps": ["="], "values": [["a", "b"]]},
+     "values row 1 has 2 value(s) for 1 field(s): every row of values needs one value per field"),
 ])
 def test_exception_with_disagreeing_lengths(collections, exception, what):
     exception = dict(exception, rule="Read sensitive file untrusted", name="bad_one")
-    rc, output = preflight(collections, falco_rule_exceptions=[exception], __falco_kernel_has_btf=True)
-    assert rc != 0
-    assert "the exception 'bad_one' on rule 'Read sensitive file untrusted'" in output
-    assert what in output
+    messages = refusals(collections, falco_rule_exceptions=[exception])
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("falco_rule_exceptions item 1 (exception 'bad_one' on rule 'Read sensitive file "
+                                  "untrusted'): " + what), messages
+
+
+def test_every_problem_of_the_exceptions_is_reported_at_once(collections):
+    good = {"rule": "Read sensitive file untrusted", "name": "ok", "fields": ["proc.name"], "comps": ["="],
+            "values": [["a"]]}
+    messages = refusals(collections, falco_rule_exceptions=[
+        good,
+        dict(good, name="typo", comps=["equals"]),
+        {"rule": "Terminal shell in container", "name": "yaml_no", "fields": ["user.name"], "comps": ["="],
+         "values": [[False]]}])
+    assert len(messages) == 1, messages  # one task, every problem listed
+    assert "falco_rule_exceptions item 2 (exception 'typo' on rule 'Read sensitive file untrusted'): comps entry 1 " \
+        "('equals') is not a comparison operator Falco knows" in messages[0]
+    assert "falco_rule_exceptions item 3 (exception 'yaml_no' on rule 'Terminal shell in container'): values row 1, " \
+        "value 1 is the boolean false: quote it" in messages[0]
+    assert "item 1 " not in messages[0]
+
+
+LOCAL_RULE = {"rule": "Shell in backup container", "desc": "A shell ran in a backup container",
+              "condition": "spawned_process and proc.name = bash", "output": "Shell (user=%user.name)",
+              "priority": "Notice", "tags": ["shell"]}
+
+
+def test_local_rules_in_falcos_shape_pass(collections):
+    rules = [{"list": "backup_binaries", "items": ["restic", "borg"]},
+             {"macro": "backup_process", "condition": "proc.name in (backup_binaries)"},
+             dict(LOCAL_RULE, priority="WARNING"),
+             {"rule": "Read sensitive file untrusted", "condition": "and not backup_process",
+              "override": {"condition": "append"}}]
+    rc, output = preflight(collections, falco_local_rules=rules, __falco_kernel_has_btf=True)
+    assert rc == 0, output
+
+
+def test_every_problem_of_the_local_rules_is_named_with_its_item(collections):
+    rules = [LOCAL_RULE,
+             dict((k, v) for k, v in LOCAL_RULE.items() if k != "priority"),
+             {"macro": "backup_process", "conditon": "proc.name = restic"},
+             {"list": "backup_binaries", "items": "restic"},
+             dict(LOCAL_RULE, rule="Loud", priority="Loud"),
+             {"rul": "Typo"}]
+    rules[1]["prio"] = "Warning"
+    messages = refusals(collections, falco_local_rules=rules)
+    assert len(messages) == 1, messages
+    text = messages[0]
+    for expected in [
+            "falco_local_rules item 2 (rule 'Shell in backup container'): unknown key 'prio', did you mean 'priority'?",
+            "falco_local_rules item 3 (macro 'backup_process'): unknown key 'conditon', did you mean 'condition'?",
+            "falco_local_rules item 4 (list 'backup_binaries'): items must be a list of strings or numbers, not 'restic'",
+            "falco_local_rules item 5 (rule 'Loud'): priority 'Loud' is not a priority Falco knows",
+            "falco_local_rules item 6 (keys 'rul') is neither a rule, a macro, a list",
+    ]:
+        assert expected in text, text
+    assert "item 1 " not in text
+
+
+def test_legacy_generation_takes_append_and_refuses_override(collections):
+    appended = {"rule": "Write below binary dir", "append": True, "condition": "and not proc.name = backup-agent"}
+    legacy = {"falco_version": "0.31.1", "falco_driver": "nodriver", "falco_metrics_enabled": False}
+    rc, output = preflight(collections, falco_local_rules=[appended], **legacy)
+    assert rc == 0, output
+    overridden = {"rule": "Write below binary dir", "condition": "and not proc.name = backup-agent",
+                  "override": {"condition": "append"}}
+    messages = refusals(collections, falco_local_rules=[overridden], **legacy)
+    assert messages == ["falco_local_rules item 1 (rule 'Write below binary dir'): 'override' needs Falco 0.37.0 or "
+                        "newer, and falco_version is 0.31.1 (use append: true)"], messages
+    rc, output = preflight(collections, falco_local_rules=[overridden], __falco_kernel_has_btf=True)
+    assert rc == 0, output
 
 
 @pytest.mark.skipif(not STABLE_RULES.is_file(), reason=UPSTREAM_REASON)
