@@ -6,10 +6,14 @@ Each case is a play that must fail with a message naming the variable and saying
 
 import platform
 import re
+import shutil
 
 import pytest
 
 from falco_helpers import REPO, UPSTREAM, UPSTREAM_REASON, collections_dir, load_yaml, run_failures, run_playbook
+from fixture_packages import REAL_FALCO_DEB, REAL_FALCO_DEB_REASON, build_deb, rpm_bytes
+
+needs_dpkg_deb = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed (apt-get install dpkg)")
 
 STABLE_RULES = UPSTREAM / "falcosecurity-rules_falco-rules-5.1.0_falco_rules.yaml"
 
@@ -191,10 +195,105 @@ def test_tutorial_settings_pass(collections):
     assert rc == 0, output
 
 
-def test_package_for_another_version(collections):
-    rc, output = preflight(collections, falco_install_method="package", falco_package_src="/tmp/falco-0.43.1-x86_64.deb")
-    assert rc != 0
-    assert "falco_package_src '/tmp/falco-0.43.1-x86_64.deb' does not look like Falco 0.44.1" in output
+def package_settings(path):
+    return {"falco_install_method": "package", "falco_package_src": str(path)}
+
+
+@needs_dpkg_deb
+def test_a_package_file_of_another_version_is_refused_whatever_its_name(collections, tmp_path):
+    deb = build_deb(tmp_path, "0.43.1", filename="falco-0.44.1-x86_64.deb")
+    assert refusals(collections, **package_settings(deb)) == [
+        "falco_package_src '%s' holds Falco 0.43.1 (version 0.43.1 read from the package itself; the file name does "
+        "not count), but falco_version is 0.44.1. Point falco_package_src at the 0.44.1 package, or set falco_version "
+        "to 0.43.1." % deb]
+
+
+@needs_dpkg_deb
+def test_a_renamed_package_file_of_falco_version_passes(collections, tmp_path):
+    deb = build_deb(tmp_path, "0.44.1-1", filename="mirror-7f3a9c.deb")
+    rc, output = preflight(collections, __falco_kernel_has_btf=True, **package_settings(deb))
+    assert rc == 0, output
+
+
+def test_a_hand_written_rpm_of_the_tutorials_release_passes(collections, tmp_path):
+    rpm = tmp_path / "falco.rpm"
+    rpm.write_bytes(rpm_bytes(version="0.31.1"))
+    rc, output = preflight(collections, falco_version="0.31.1", falco_driver="nodriver", falco_metrics_enabled=False,
+                           **package_settings(rpm))
+    assert rc == 0, output
+
+
+@needs_dpkg_deb
+def test_a_package_file_that_is_not_falco_is_refused(collections, tmp_path):
+    deb = build_deb(tmp_path, "0.44.1", name="falcon")
+    assert refusals(collections, **package_settings(deb)) == [
+        "falco_package_src '%s' is the package 'falcon' 0.44.1, not falco. Point falco_package_src at the Falco 0.44.1 "
+        ".deb or .rpm." % deb]
+
+
+@pytest.mark.parametrize("content,reason", [(None, "no package file"),
+                                            (b"<html>", "is not a package file whose version can be read")])
+def test_a_package_file_that_cannot_be_read_is_refused(collections, tmp_path, content, reason):
+    path = tmp_path / "falco-0.44.1-x86_64.deb"
+    if content is not None:
+        path.write_bytes(content)
+    messages = refusals(collections, **package_settings(path))
+    assert len(messages) == 1 and "package_info: " in messages[0] and reason in messages[0], messages
+
+
+@pytest.mark.skipif(not REAL_FALCO_DEB.is_file(), reason=REAL_FALCO_DEB_REASON)
+def test_the_real_falco_package_passes_for_0_44_1_and_is_refused_for_0_43_1(collections):
+    rc, output = preflight(collections, __falco_kernel_has_btf=True, **package_settings(REAL_FALCO_DEB))
+    assert rc == 0, output
+    messages = refusals(collections, falco_version="0.43.1", **package_settings(REAL_FALCO_DEB))
+    assert messages and messages[0].startswith("falco_package_src '%s' holds Falco 0.44.1" % REAL_FALCO_DEB), messages
+
+
+def download_check(collections, path, version="0.44.1", name="falco-0.44.1-x86_64.deb"):
+    """The role's check of a downloaded file (tasks/package_version.yml), the file standing in for the download."""
+    return run_failures("falco_package_version.yml", collections, {
+        "falco_version": version, "__falco_package_file": str(path),
+        "falco_package_src": "https://mirror.example.invalid/falco/" + name})
+
+
+@needs_dpkg_deb
+def test_a_downloaded_deb_of_falco_version_passes_and_stays(collections, tmp_path):
+    deb = build_deb(tmp_path, "0.44.1-1")
+    rc, failed = download_check(collections, deb)
+    assert rc == 0 and failed == [] and deb.is_file()
+
+
+@needs_dpkg_deb
+def test_a_downloaded_deb_of_another_version_is_refused_and_removed(collections, tmp_path):
+    deb = build_deb(tmp_path, "0.43.1")
+    rc, failed = download_check(collections, deb)
+    assert rc != 0 and not deb.exists()
+    assert [f["msg"] for f in failed] == [
+        "falco_package_src https://mirror.example.invalid/falco/falco-0.44.1-x86_64.deb delivered falco 0.43.1 (read "
+        "from the downloaded package on localhost), but falco_version is 0.44.1; the download was removed. Point "
+        "falco_package_src at the 0.44.1 package, or set falco_version to the release the URL serves."]
+
+
+def test_a_download_that_is_no_package_is_refused_and_removed(collections, tmp_path):
+    page = tmp_path / "falco-0.44.1-x86_64.deb"
+    page.write_text("<html>Mirror maintenance</html>")
+    rc, failed = download_check(collections, page)
+    assert rc != 0 and not page.exists()
+    assert len(failed) == 1 and failed[0]["msg"].startswith(
+        "falco_package_src https://mirror.example.invalid/falco/falco-0.44.1-x86_64.deb downloaded to %s on localhost "
+        "is not a package dpkg-deb can read (" % page), failed
+
+
+@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm not installed (apt-get install rpm)")
+def test_a_downloaded_rpm_is_read_with_rpm(collections, tmp_path):
+    rpm = tmp_path / "falco-0.31.1-x86_64.rpm"
+    rpm.write_bytes(rpm_bytes(version="0.31.1"))
+    rc, failed = download_check(collections, rpm, version="0.31.1", name="falco-0.31.1-x86_64.rpm")
+    assert rc == 0 and failed == [], failed
+    rc, failed = download_check(collections, rpm, version="0.31.2", name="falco-0.31.1-x86_64.rpm")
+    assert rc != 0 and not rpm.exists()
+    assert "delivered falco 0.31.1 (read from the downloaded package on localhost), but falco_version is 0.31.2" in \
+        failed[0]["msg"], failed
 
 
 def test_unsupported_middle_versions(collections):
