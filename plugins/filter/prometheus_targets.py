@@ -94,8 +94,9 @@ _value:
     C(missing_address) (target hosts whose address variable is empty) and C(invalid_targets) (one line per host
     whose address or port Prometheus would refuse, naming the variable). C(self_labels) are the labels of
     O(self_host). C(unscraped_falco) lists the Falco hosts older than O(grpc_removed_version) that no job scrapes
-    (C(falco_grpc_enabled) off, so no falco-exporter, and no native metrics: Falco older than O(native_min_version) or
-    C(falco_metrics_enabled) off), each as C({host, falco_version, native_metrics_supported}), in inventory order.
+    (C(falco_grpc_enabled) off, so no falco-exporter, and no native metrics, being older than O(native_min_version) or
+    with C(falco_metrics_enabled) off), each a dict of C(host), C(falco_version) and C(native_metrics_supported), in
+    inventory order.
     C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
     renders it, byte for byte), rendered here since templating thousands of target groups is the slow part of a large
     fleet.

@@ -20,8 +20,8 @@ def test_a_typo_is_unknown_and_declared_names_are_not(tmp_path):
 def test_a_sibling_roles_variables_are_left_to_it(tmp_path):
     roles = make_roles(tmp_path, "falco", "falco_exporter", "falcosidekick")
     names = ["falco_exporter_listen_address", "falco_exporter_tls_enabled", "falco_exporterx", "falco_grpc_enabeld"]
-    assert unknown_role_vars(names, ["falco_grpc_enabled"], str(roles / "falco")) == ["falco_exporterx",
-                                                                                    "falco_grpc_enabeld"]
+    unknown = unknown_role_vars(names, ["falco_grpc_enabled"], str(roles / "falco"))
+    assert unknown == ["falco_exporterx", "falco_grpc_enabeld"]
 
 
 def test_the_sibling_checks_its_own_prefix_and_a_longer_role_name_does_not_shadow_a_shorter_role(tmp_path):
