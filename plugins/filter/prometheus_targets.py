@@ -93,7 +93,11 @@ _value:
     (hosts whose node_exporter or falco-exporter proxy asks for basic auth, each once),
     C(missing_address) (target hosts whose address variable is empty) and C(invalid_targets) (one line per host
     whose address or port Prometheus would refuse, naming the variable). C(self_labels) are the labels of
-    O(self_host). C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
+    O(self_host). C(unscraped_falco) lists the Falco hosts older than O(grpc_removed_version) that no job scrapes
+    (C(falco_grpc_enabled) off, so no falco-exporter, and no native metrics, being older than O(native_min_version) or
+    with C(falco_metrics_enabled) off), each a dict of C(host), C(falco_version) and C(native_metrics_supported), in
+    inventory order.
+    C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
     renders it, byte for byte), rendered here since templating thousands of target groups is the slow part of a large
     fleet.
   type: dict
@@ -264,6 +268,7 @@ def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_v
                 yield hosts[name]
 
     jobs = dict((job, []) for job in JOBS)
+    unscraped_falco = []
     basic_auth_hosts = []
     basic_auth_seen = set()
     for host in members("node-exporter"):
@@ -275,10 +280,17 @@ def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_v
             basic_auth_hosts.append(host.name)
     for host in members("falco"):
         version = host.get("falco_version")
-        if _version_at_least(version, native_min_version) and host.flag("falco_metrics_enabled"):
+        native_supported = _version_at_least(version, native_min_version)
+        has_grpc = not _version_at_least(version, grpc_removed_version)
+        if native_supported and host.flag("falco_metrics_enabled"):
             job = "falco-tls" if host.flag("falco_metrics_tls_enabled") else "falco"
             jobs[job].append(group(host, host.get("falco_metrics_port"), "falco_metrics_port"))
-        if not _version_at_least(version, grpc_removed_version) and host.flag("falco_grpc_enabled"):
+        elif has_grpc and not host.flag("falco_grpc_enabled"):
+            # Neither path: left out of Prometheus. Reported, since nothing else would show it (a 0.44 host with
+            # metrics off has no other path and chose that).
+            unscraped_falco.append({"host": "%s" % (host.name,), "falco_version": "%s" % (to_text(version),),
+                                    "native_metrics_supported": native_supported})
+        if has_grpc and host.flag("falco_grpc_enabled"):
             exporter_port = _port(host.get("falco_exporter_listen_address"))
             job = "falco-exporter-tls" if host.flag("falco_exporter_tls_enabled") else "falco-exporter"
             jobs[job].append(group(host, exporter_port, "falco_exporter_listen_address"))
@@ -291,7 +303,8 @@ def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_v
             jobs[kind].append(group(host, host.get(port_var), port_var))
     files = dict((job, _file_sd_text(groups)) for job, groups in jobs.items())
     result = {"self_labels": labels.get(self_host, {}), "files": files, "basic_auth_hosts": basic_auth_hosts,
-              "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid))}
+              "missing_address": sorted(set(missing_address)), "invalid_targets": sorted(set(invalid)),
+              "unscraped_falco": unscraped_falco}
     if with_groups:
         result.update(jobs=jobs, labels=labels)
     return result

@@ -28,17 +28,41 @@ def run_playbook(tmp_path, *args, env=None, timeout=600):
                           check=False)
 
 
-def ansible_playbook(tmp_path, play, extra_vars, *args):
+def ansible_playbook(tmp_path, play, extra_vars, *args, env=None):
     """Run a play on localhost with the live collection; returns (rc, output, {ok, changed, failed})."""
     playbook = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:8])
     playbook.write_text(yaml.safe_dump(play))
     variables = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:8])
     variables.write_text(json.dumps(dict({"ansible_python_interpreter": sys.executable}, **extra_vars)))
-    proc = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables, *args)
+    proc = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook), "-e", "@%s" % variables, *args,
+                        env=env)
     output = proc.stdout + proc.stderr
     match = RECAP.search(output)
     recap = dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()))) if match else {}
     return proc.returncode, output, recap
+
+
+def failures(tmp_path, play, extra_vars, *args):
+    """Run a play on localhost with the JSON callback; returns (rc, [{task, msg}] for each failed task or loop item).
+
+    Tests read the refusals from here rather than from the console, where passing tasks' names show too.
+    """
+    rc, output, _recap = ansible_playbook(tmp_path, play, extra_vars, *args,
+                                          env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    try:
+        report = json.loads(output[output.index("{"):output.rindex("}") + 1])
+    except ValueError:
+        raise AssertionError("no JSON report:\n" + output[-3000:])
+    failed = []
+    for play_report in report["plays"]:
+        for task in play_report["tasks"]:
+            for result in task["hosts"].values():
+                if not result.get("failed") or result.get("ignore_errors"):
+                    continue
+                items = [item for item in result.get("results", []) if item.get("failed")]
+                for source in items or [result]:
+                    failed.append({"task": task["task"]["name"], "msg": source.get("msg", "")})
+    return rc, failed
 
 
 def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost"):

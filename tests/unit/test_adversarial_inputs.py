@@ -104,6 +104,13 @@ FALCO = {
         {"falco_rulesets": [{"name": "../../etc/cron.d/x", "src": "/tmp/r.yaml"}]}, error("falco_rulesets")),
     "metrics port out of range": ({"falco_metrics_port": 70000}, error("falco_metrics_port")),
     "http output that is not a URL": ({"falco_http_output_url": "sidekick:2801"}, error("falco_http_output_url")),
+    "local rule with a misspelled key": (
+        {"falco_local_rules": [{"rule": "R", "desc": "d", "condition": "c", "output": "o", "prio": "Warning"}]},
+        error("falco_local_rules item 1 (rule 'R')", "did you mean 'priority'?")),
+    "local rule item that is no mapping": ({"falco_local_rules": ["- rule: R"]}, error("falco_local_rules")),
+    "exception value YAML read as a boolean": (
+        {"falco_rule_exceptions": [{"rule": "R", "name": "x", "fields": ["user.name"], "comps": ["="],
+                                    "values": [[False]]}]}, error("falco_rule_exceptions item 1", "quote it")),
 }
 
 ALERTMANAGER = {

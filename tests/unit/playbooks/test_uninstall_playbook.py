@@ -78,8 +78,10 @@ def test_the_playbook_uninstalls_every_role_once_in_the_reverse_order_of_site_ym
             for role in play.get("roles", []):
                 site_order.append(role["role"].rsplit(".", 1)[-1])
             for task in play.get("tasks", []):
-                if "ansible.builtin.include_role" in task:
-                    site_order.append(task["ansible.builtin.include_role"]["name"].rsplit(".", 1)[-1])
+                included = task.get("ansible.builtin.include_role")
+                # Another entry point (the prometheus role's unscraped_falco report) deploys nothing.
+                if included and included.get("tasks_from", "main") == "main":
+                    site_order.append(included["name"].rsplit(".", 1)[-1])
     site_order = [role for role in site_order if role in ROLES]
     assert order == list(reversed(site_order))
 

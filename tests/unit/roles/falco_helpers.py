@@ -12,7 +12,7 @@ UPSTREAM = REPO.parent / "shared" / "upstream" / "falco"
 UPSTREAM_REASON = "upstream Falco reference files not found at %s (see /work/shared/upstream/FACTS.md)" % UPSTREAM
 
 sys.path.insert(0, str(HERE.parent))
-from localplay import ansible_playbook  # noqa: E402  (tests/unit is not on sys.path when only this folder runs)
+from localplay import ansible_playbook, failures  # noqa: E402  (tests/unit is not on sys.path when only this folder runs)
 
 
 def collections_dir(tmp_path_factory):
@@ -29,6 +29,11 @@ def run_playbook(playbook, workdir, extra_vars, *args):
     play = load_yaml(HERE / playbook)
     rc, output, _recap = ansible_playbook(workdir, play, extra_vars, *args)
     return rc, output
+
+
+def run_failures(playbook, workdir, extra_vars, *args):
+    """Run one of this folder's test plays with the JSON callback; return (exit code, [{task, msg}] of the failures)."""
+    return failures(workdir, load_yaml(HERE / playbook), extra_vars, *args)
 
 
 def load_yaml(path):

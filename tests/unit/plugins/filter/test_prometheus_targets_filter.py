@@ -53,6 +53,27 @@ def test_falco_generations_pick_native_metrics_or_falco_exporter():
     assert result["jobs"]["falco-exporter"][1]["targets"] == ["old:9400"]
 
 
+def test_falco_hosts_before_0_44_that_no_job_scrapes_are_named():
+    result = targets({"new": {}, "exporter": {"falco_version": "0.43.1", "falco_grpc_enabled": True},
+                      "tutorial": {"falco_version": "0.31.1"},
+                      "quiet-043": {"falco_version": "0.43.1", "falco_metrics_enabled": "false"},
+                      "both-off-044": {"falco_version": "0.44.1", "falco_metrics_enabled": False},
+                      "native-040": {"falco_version": "0.40.0"},
+                      "unstable-names-038": {"falco_version": "0.38.1"},
+                      "tutorial-exporter": {"falco_version": "0.31.1", "falco_grpc_enabled": "yes"}})
+    # 0.44 with metrics off has no other path and chose none: not named.
+    assert result["unscraped_falco"] == [
+        {"host": "tutorial", "falco_version": "0.31.1", "native_metrics_supported": False},
+        {"host": "quiet-043", "falco_version": "0.43.1", "native_metrics_supported": True},
+        {"host": "unstable-names-038", "falco_version": "0.38.1", "native_metrics_supported": False}]
+    assert not set(hosts_of(result["jobs"]["falco"]) + hosts_of(result["jobs"]["falco-exporter"])) & {
+        "tutorial", "quiet-043", "unstable-names-038"}
+
+
+def test_every_falco_host_scraped_names_none():
+    assert targets({"new": {}, "old": {"falco_version": "0.31.1", "falco_grpc_enabled": True}})["unscraped_falco"] == []
+
+
 def test_booleans_given_as_strings_read_as_ansible_reads_them():
     result = targets({"a": {"node_exporter_tls_enabled": "false", "falco_metrics_enabled": "no"},
                       "b": {"node_exporter_tls_enabled": "True", "falco_version": "0.43.1", "falco_grpc_enabled": "yes"}})
