@@ -174,12 +174,19 @@ def series_with_events(prometheus):
     assert wait_for(lambda: scraped(prometheus), timeout=60)
     # falco-plain is down by design: count the scrapes of the two jobs that serve the dashboard.
     assert wait_for(lambda: counted(prometheus, 'min(count_over_time(up{job=~"falco|falco-tls"}[5m]))') >= 3)
-    marker = mark()
-    run("fr-package", "cat /etc/shadow /tmp/%s > /dev/null 2>&1" % marker)
-    assert wait_alert("fr-package", marker, "Read sensitive file untrusted")
-    risen = ('sum(increase(falcosecurity_falco_rules_matches_total{host="fr-package",'
-             'rule_name="Read sensitive file untrusted"}[1m]))')
-    assert wait_for(lambda: counted(prometheus, risen) > 0, timeout=60), "the match did not reach Prometheus"
+    # A rule's series appears at its first match, and increase() needs an earlier sample: one event makes the series,
+    # a second one, once Prometheus has scraped the first, makes it rise.
+    series = ('falcosecurity_falco_rules_matches_total{host="fr-package",'
+              'rule_name="Read sensitive file untrusted"}')
+    for event in ("first", "second"):
+        marker = mark()
+        run("fr-package", "cat /etc/shadow /tmp/%s > /dev/null 2>&1" % marker)
+        assert wait_alert("fr-package", marker, "Read sensitive file untrusted"), "no alert for the %s event" % event
+        if event == "first":
+            assert wait_for(lambda: counted(prometheus, "count(%s)" % series) > 0, timeout=60), "no series in Prometheus"
+            time.sleep(3)
+    assert wait_for(lambda: counted(prometheus, "sum(increase(%s[1m]))" % series) > 0, timeout=60), \
+        "the match did not reach Prometheus"
     return prometheus
 
 
