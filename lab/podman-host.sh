@@ -8,7 +8,7 @@
 # configured; prints one line per change otherwise.
 #
 # Why: crun fails on this host ("cgroups in hybrid mode not supported") and podman's default
-# ulimits fail with setrlimit EPERM (see /work/shared/LAB-NOTES.md).
+# ulimits fail with setrlimit EPERM (see ../shared/LAB-NOTES.md).
 set -euo pipefail
 
 CONF=${CONTAINERS_CONF_PATH:-/etc/containers/containers.conf}

@@ -9,7 +9,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 UPSTREAM = REPO.parent / "shared" / "upstream" / "falco"
-UPSTREAM_REASON = "upstream Falco reference files not found at %s (see /work/shared/upstream/FACTS.md)" % UPSTREAM
+UPSTREAM_REASON = "upstream Falco reference files not found at %s (see ../shared/upstream/FACTS.md)" % UPSTREAM
 
 sys.path.insert(0, str(HERE.parent))
 from localplay import ansible_playbook, failures  # noqa: E402  (tests/unit is not on sys.path when only this folder runs)
