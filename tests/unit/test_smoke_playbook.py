@@ -70,17 +70,25 @@ def test_the_query_counts_each_rule_of_one_host_on_both_metric_paths(tmp_path):
     assert {r["metric"]["rule"] for r in legacy_before} == {event[0] for event in LEGACY_EVENTS}
 
 
-def local_inventory(tmp_path, **falco_vars):
+# Nothing listens on the discard port of the loopback: the connection is refused at once.
+UNREACHABLE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9,
+               "ansible_ssh_common_args": "-o ConnectTimeout=3"}
+
+
+def local_inventory(tmp_path, unreachable=False):
+    falco = {"agent-here": None}
+    if unreachable:
+        falco["agent-gone"] = UNREACHABLE
     inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-                         "children": {"falco": {"hosts": {"agent-here": falco_vars or None}},
+                         "children": {"falco": {"hosts": falco},
                                       "monitoring": {"hosts": {"monitor-here": None}}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     return str(tmp_path / "hosts.yml")
 
 
-def run_smoke_playbook(tmp_path, *args, env=None):
-    """smoke.yml with the JSON callback; returns (rc, {host: its smoke_report fact}, stats, raw output)."""
-    proc = run_playbook(tmp_path, "-i", local_inventory(tmp_path), str(SMOKE), *args, timeout=300,
+def run_smoke_playbook(tmp_path, *args, env=None, unreachable=False):
+    """smoke.yml with the JSON callback; returns (rc, {host: its smoke_report fact}, report, raw output)."""
+    proc = run_playbook(tmp_path, "-i", local_inventory(tmp_path, unreachable), str(SMOKE), *args, timeout=300,
                         env=dict(env or {}, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"))
     try:
         report = json.loads(proc.stdout)
@@ -92,10 +100,16 @@ def run_smoke_playbook(tmp_path, *args, env=None):
             for host, result in task["hosts"].items():
                 if "smoke_report" in result.get("ansible_facts", {}):
                     verdicts[host] = result["ansible_facts"]["smoke_report"]
-    return proc.returncode, verdicts, report["stats"], proc.stdout + proc.stderr
+    return proc.returncode, verdicts, report, proc.stdout + proc.stderr
 
 
-def test_a_host_without_a_running_falco_is_reported_not_tested(tmp_path):
+def failure_messages(report, host):
+    """The messages of the host's failed results, in order."""
+    return [result["msg"] for play in report["plays"] for task in play["tasks"]
+            for name, result in task["hosts"].items() if name == host and result.get("failed")]
+
+
+def test_a_host_without_a_running_falco_or_unreachable_is_named_and_fails(tmp_path):
     if shutil.which("ansible-playbook") is None:
         pytest.skip("ansible-playbook not found")
     falco_here = ["systemctl", "is-active", "--quiet", "falco.service"]
@@ -103,14 +117,21 @@ def test_a_host_without_a_running_falco_is_reported_not_tested(tmp_path):
         pytest.skip("this machine runs Falco; the test needs a host without it")
     before = set(os.listdir("/bin"))
     started = time.monotonic()
-    rc, verdicts, stats, output = run_smoke_playbook(tmp_path)
+    rc, verdicts, report, output = run_smoke_playbook(tmp_path, unreachable=True)
     assert rc != 0, output
     verdict = verdicts["agent-here"]
     assert verdict["passed"] is False and all(row["status"] == "not tested" for row in verdict["events"]), verdict
     assert verdict["msg"] == ("FAILED. No Falco unit is active on agent-here, so nothing there can detect the smoke "
                               "events: this host is NOT smoke-tested. Deploy Falco with playbooks/falco.yml, or leave "
                               "the host out with --limit.")
-    assert stats["agent-here"]["failures"] == 1 and stats["localhost"]["failures"] == 1
+    assert failure_messages(report, "agent-here") == [verdict["msg"]]
+    assert report["stats"]["agent-gone"]["unreachable"] == 1 and "agent-gone" not in verdicts
+    assert failure_messages(report, "localhost") == [
+        "Not smoke-tested or failed: agent-gone, agent-here (see the summary above)."]
+    summary = [result["msg"] for play in report["plays"] for task in play["tasks"]
+               for result in task["hosts"].values() if isinstance(result.get("msg"), list)]
+    assert summary == [["agent-gone: FAILED. It stopped before its verdict (unreachable, see above): NOT "
+                        "smoke-tested.", "agent-here: " + verdict["msg"]]]
     assert set(os.listdir("/bin")) == before
     assert time.monotonic() - started < 120, "gave up early, not after the deadline"
 
@@ -124,7 +145,7 @@ def test_a_host_whose_falco_has_none_of_the_rules_is_not_smoke_tested(tmp_path):
         "unit": "falco-modern-bpf.service", "hostname": "agent-here", "engine": "",
         "rules": {"Some other rule": True, "Read sensitive file untrusted": True},
         "selection": [{"disable": {"rule": "Read sensitive*"}}]})
-    rc, verdicts, _stats, output = run_smoke_playbook(tmp_path, env=fake_falco_host.environment(bin_dir))
+    rc, verdicts, _report, output = run_smoke_playbook(tmp_path, env=fake_falco_host.environment(bin_dir))
     assert rc != 0, output
     line = verdicts["agent-here"]["msg"]
     assert line.startswith("FAILED. None of the smoke events can run on agent-here"), line
@@ -185,7 +206,7 @@ def needs_prometheus():
 def test_a_default_deployment_passes_on_the_stable_rules_events_with_alert_and_counter(tmp_path):
     """The falco role's defaults (stable rules only): the tutorial's events are not tested, the stable ones run."""
     needs_prometheus()
-    rc, verdicts, _stats, output, took = run_smoke(tmp_path, STABLE_HOST, STABLE_EVENT_RULES)
+    rc, verdicts, _report, output, took = run_smoke(tmp_path, STABLE_HOST, STABLE_EVENT_RULES)
     assert rc == 0, output
     assert [(row["id"], row["status"], row["alert"], row["counter"]) for row in verdicts["agent-here"]["events"]] == [
         ("write_below_bin", "not tested", False, False), ("privileged_container", "not tested", False, False),
@@ -208,7 +229,7 @@ def test_a_default_deployment_passes_on_the_stable_rules_events_with_alert_and_c
 
 def test_the_tutorials_events_pass_where_their_rules_are_loaded_a_late_privileged_flag_included(tmp_path):
     needs_prometheus()
-    rc, verdicts, _stats, output, _took = run_smoke(tmp_path, TUTORIAL_HOST, TUTORIAL_EVENT_RULES)
+    rc, verdicts, _report, output, _took = run_smoke(tmp_path, TUTORIAL_HOST, TUTORIAL_EVENT_RULES)
     assert rc == 0, output
     assert verdicts["agent-here"]["msg"] == (
         "passed. Seen in its own alert and its Prometheus counter: a file written below /bin "
@@ -221,8 +242,8 @@ def test_a_counter_that_rose_is_not_enough_without_the_hosts_own_alert(tmp_path)
     the counters rise, the host fails, and says which hostname came."""
     needs_prometheus()
     host = dict(STABLE_HOST, engine="", alert_hostname="some-other-agent")
-    rc, verdicts, stats, output, took = run_smoke(tmp_path, host, STABLE_EVENT_RULES[:2], deadline=6)
-    assert rc != 0 and stats["agent-here"]["failures"] == 1, output
+    rc, verdicts, report, output, took = run_smoke(tmp_path, host, STABLE_EVENT_RULES[:2], deadline=6)
+    assert rc != 0 and report["stats"]["agent-here"]["failures"] == 1, output
     line = verdicts["agent-here"]["msg"]
     assert line.startswith("FAILED. Not confirmed within 6 s: /etc/shadow read by cat: no alert of "
                            "agent-here's Falco with hostname agent-here.example and marker fwsmoke-"), line
@@ -234,7 +255,7 @@ def test_a_counter_that_rose_is_not_enough_without_the_hosts_own_alert(tmp_path)
 def test_an_alert_is_not_enough_without_the_hosts_counter(tmp_path):
     needs_prometheus()
     host = dict(STABLE_HOST, engine="")
-    rc, verdicts, _stats, output, _took = run_smoke(tmp_path, host, ["Read sensitive file untrusted"], deadline=6)
+    rc, verdicts, _report, output, _took = run_smoke(tmp_path, host, ["Read sensitive file untrusted"], deadline=6)
     assert rc != 0, output
     line = verdicts["agent-here"]["msg"]
     assert "/etc/shadow read by cat (Read sensitive file untrusted)" in line
