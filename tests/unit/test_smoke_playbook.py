@@ -261,3 +261,13 @@ def test_an_alert_is_not_enough_without_the_hosts_counter(tmp_path):
     assert "/etc/shadow read by cat (Read sensitive file untrusted)" in line
     assert "a symbolic link to /etc/shadow: Prometheus did not show agent-here's counter rise for Create Symlink " \
            "Over Sensitive Files" in line
+
+
+def test_check_mode_is_refused_before_anything_is_looked_at(tmp_path):
+    if shutil.which("ansible-playbook") is None:
+        pytest.skip("ansible-playbook not found")
+    bin_dir = fake_falco_host.install(tmp_path / "host", dict(STABLE_HOST, engine=""))
+    rc, verdicts, report, output = run_smoke_playbook(tmp_path, "--check", env=fake_falco_host.environment(bin_dir))
+    assert rc != 0 and verdicts == {}, output
+    assert failure_messages(report, "agent-here") == [
+        "The smoke test causes events, which check mode would skip: run it without --check."]
