@@ -346,9 +346,11 @@ def test_the_tuning_loop_triage_proposes_exceptions_that_silence_only_the_noise(
     run(name, "ln -sf /usr/bin/cat /usr/local/bin/%s" % program)
     start = int(host(name).check_output("date +%s"))
     noisy(name, program, 12)
+
     def twelve_alerts():
         counts = rule_counts(name, start)
         return counts if counts.get((rule, program), 0) >= 12 else None
+
     before = wait_for(twelve_alerts)
     assert before, "the noisy job did not raise 12 alerts on %s: %s" % (name, rule_counts(name, start))
 
