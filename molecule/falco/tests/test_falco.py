@@ -30,8 +30,10 @@ RULES = {
                       "fleetwatch-600-exceptions.yaml"],
 }
 POSTINST_LOG = "/var/log/falco-fixture-postinst.log"
+# Shaped well for both generations (append: true is what 0.31.1 knows; the preflight refuses override before 0.37),
+# refused by Falco's own validation: it appends to a rule no loaded file defines.
 BAD_RULE = json.dumps({"falco_local_rules": [{"rule": "No such rule anywhere", "condition": "and proc.name = x",
-                                              "override": {"condition": "append"}}]})
+                                              "append": True}]})
 
 
 def host(name):
