@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The main job: deploy the stack to a local lab of containers described by inventories/lab/hosts.yml.
-# Usage: scripts/lab.sh up | verify | down | status
+# Usage: scripts/lab.sh up | verify | down | status | tuning-loop [HOST] | dashboards [HOST]
 #   verify: on a converged lab, site.yml again and then with --check --diff must both report zero changes.
+#   tuning-loop: the tuning loop with the real Falco on HOST (default lab-agent-1): noise, triage.yml's proposal,
+#                the exception applied, the noise gone while other readers still alert (lab/tuning_loop.py).
+#   dashboards: every panel query of the Falco fleet dashboard against the lab's Prometheus, for the whole fleet and
+#               for HOST (default lab-agent-1, given an event first) (lab/dashboards.py).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
@@ -93,6 +97,31 @@ status() {
   report_limits
 }
 
+# The Falco parts need Falco in the lab.
+need_falco() {
+  [ "$FALCO_SOURCE" != none ] || { report_limits; exit 1; }
+}
+
+tuning_loop() {
+  need_falco
+  activate_venv
+  link_source_collection
+  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  python lab/tuning_loop.py --inventory "$INVENTORY" --host "${1:-lab-agent-1}"
+}
+
+dashboards() {
+  need_falco
+  activate_venv
+  local host=${1:-lab-agent-1} monitor
+  monitor=$(python lab/fleet.py list "$INVENTORY" | awk '$1 == "lab-monitor" { print $2 }')
+  # Two events on the host, a scrape apart (30 s scrape interval): a rule's series appears at its first match,
+  # and increase() needs a second sample to rise.
+  podman exec "$host" sh -c 'cat /etc/shadow > /dev/null' && sleep 35
+  podman exec "$host" sh -c 'cat /etc/shadow > /dev/null' && sleep 70
+  python lab/dashboards.py --prometheus "http://$monitor:9090" --host "$host"
+}
+
 down() {
   activate_venv
   python lab/fleet.py down "$INVENTORY"
@@ -101,5 +130,7 @@ down() {
 
 case "${1:-}" in
   up|verify|down|status) "$1" ;;
-  *) echo "usage: $0 up|verify|down|status" >&2; exit 2 ;;
+  tuning-loop) shift; tuning_loop "$@" ;;
+  dashboards) shift; dashboards "$@" ;;
+  *) echo "usage: $0 up|verify|down|status|tuning-loop [HOST]|dashboards [HOST]" >&2; exit 2 ;;
 esac
