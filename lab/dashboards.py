@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Evaluate every panel query of the Falco fleet dashboard against a live Prometheus (the lab's, fed by real Falco).
 
 Each query runs twice, as Grafana would: with every host and cloud selected, and with only the given host selected.

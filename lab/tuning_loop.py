@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The tuning loop on the lab, with the real Falco: noise, triage, an exception, the noise gone.
 
 1. On HOST, a benign job of its own name (nr-<random>, a link to cat) reads /etc/shadow REPEAT times.
