@@ -86,10 +86,10 @@ status() {
   echo "Lab hosts (addresses reachable from this machine):"
   python lab/fleet.py list "$INVENTORY" | while read -r name ip; do
     printf '  %-14s node_exporter http://%s:9100/metrics\n' "$name" "$ip"
-    [ "$FALCO_SOURCE" = none ] || [[ "$name" != lab-agent-* ]] \
+    [ "$FALCO_SOURCE" = none ] || [[ "$name" != *-agent-* ]] \
       || printf '  %-14s Falco http://%s:8765/metrics (from the %s)\n' "" "$ip" "$FALCO_SOURCE"
     case "$name" in
-      lab-monitor)
+      *-monitor)
         printf '  %-14s Prometheus http://%s:9090  Alertmanager http://%s:9093\n' "" "$ip" "$ip"
         [ "$GRAFANA_ENABLED" = false ] || printf '  %-14s Grafana http://%s:3000\n' "" "$ip" ;;
     esac

@@ -212,6 +212,98 @@ def test_prometheus_data_survives_a_move_to_a_rebuilt_image():
     assert after and float(after[0]["value"][1]) == samples_before, (samples_before, after)
 
 
+# --- Stage one of site.yml: every host checked before any host changes ------------------------------------------------
+
+SITE_VARS = {
+    # site.yml on this scenario's hosts: the monitoring roles on both (Alertmanager on flt-mon only, the inventory
+    # below), node_exporter on both (the default group all), no Grafana (it cannot be installed here); the scenario has
+    # no falco, falcosidekick or falco_exporter hosts.
+    "fleetwatch_monitoring_group": "flt_mon:flt_ctr",
+    "fleetwatch_grafana_enabled": False,
+    # A change every Prometheus would make: a rule group the hosts do not have yet.
+    "prometheus_extra_rule_groups": [GOOD_GROUP, {"name": "lab-site", "rules": [
+        {"record": "lab_site_rule", "expr": "vector(2)"}]}],
+}
+SITE_HOSTS = {"flt-ctr": {"fleetwatch_alertmanager_enabled": False}}
+# A different problem on each host, each in a role that comes after the monitoring roles in the rollout, so without
+# the preflight stage flt-mon's Prometheus would already have its new rule group when the host is refused.
+PROBLEMS = {
+    "flt-mon": {"node_exporter_web_listen_adress": "0.0.0.0:9100"},  # misspelled
+    "flt-ctr": {"node_exporter_basic_auth_users": {"prometheus": "lab-secret"},  # basic auth without TLS
+                "prometheus_agent_mode": True},  # an agent with nowhere to write
+}
+
+
+def run_site(tmp_path, host_vars):
+    """The collection's site.yml on the scenario's hosts, with the JSON callback; returns (rc, report, output)."""
+    extra = tmp_path / "site-hosts.yml"
+    extra.write_text(json.dumps({"all": {"hosts": host_vars}}))
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-i", str(extra),
+           str(scenario_dir() / "site.yml"), "-e", extra_vars(tmp_path, **SITE_VARS)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    try:
+        report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    except ValueError:
+        raise AssertionError("no JSON report:\n" + (proc.stdout + proc.stderr)[-3000:])
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
+def results(report):
+    return [(task["task"]["name"], host, result) for play in report["plays"] for task in play["tasks"]
+            for host, result in task["hosts"].items()]
+
+
+def node_exporter_installed(host):
+    return host.run("dpkg-query -W -f '${Status}' prometheus-node-exporter").stdout.startswith("install ok")
+
+
+def test_problems_on_two_hosts_stop_site_yml_before_any_host_changes_with_one_list_of_both(tmp_path):
+    rules = "/etc/prometheus/rules/extra.yml"
+    before = {"flt-mon": digests(PROMETHEUS_FILES + ALERTMANAGER_FILES), "flt-ctr": CTR.check_output("sha256sum %s" % rules)}
+    assert not node_exporter_installed(MON) and not node_exporter_installed(CTR)
+
+    rc, report, output = run_site(tmp_path, {name: dict(SITE_HOSTS.get(name, {}), **problems)
+                                             for name, problems in PROBLEMS.items()})
+    assert rc != 0, output[-3000:]
+    # Nothing changed on any host: no task reported a change, no file differs, node_exporter is not installed.
+    assert {host: stats["changed"] for host, stats in report["stats"].items()} == {"flt-mon": 0, "flt-ctr": 0}
+    assert not [(name, host) for name, host, result in results(report) if result.get("changed")]
+    assert digests(PROMETHEUS_FILES + ALERTMANAGER_FILES) == before["flt-mon"]
+    assert CTR.check_output("sha256sum %s" % rules) == before["flt-ctr"]
+    assert not node_exporter_installed(MON) and not node_exporter_installed(CTR)
+    assert "lab_site_rule" not in loaded_rules()
+
+    # ONE list, naming both hosts and every problem, and nothing else failed the run.
+    lists = [result["msg"] for _name, _host, result in results(report)
+             if isinstance(result.get("msg"), list) and result["msg"][0].startswith("The preflight refused")]
+    assert len(lists) == 1, output[-3000:]
+    lines = lists[0]
+    assert lines[0].startswith("The preflight refused 2 of 2 host(s); no role has changed anything on any host")
+    mon = [line for line in lines[1:] if line.startswith("flt-mon: ")]
+    ctr = [line for line in lines[1:] if line.startswith("flt-ctr: ")]
+    assert len(mon) == 1 and len(ctr) == 2 and len(lines) == 4, lines
+    assert mon[0].startswith("flt-mon: node_exporter: Unknown variable(s) node_exporter_web_listen_adress")
+    assert "did you mean node_exporter_web_listen_address?" in mon[0]
+    assert any(line.startswith("flt-ctr: prometheus: ") and "prometheus_agent_mode needs at least one" in line
+               for line in ctr), ctr
+    assert any(line.startswith("flt-ctr: node_exporter: ")
+               and "node_exporter_basic_auth_users needs node_exporter_tls_enabled: true" in line for line in ctr), ctr
+
+
+def test_the_same_hosts_without_the_problems_are_deployed_by_site_yml(tmp_path):
+    rc, report, output = run_site(tmp_path, SITE_HOSTS)
+    assert rc == 0, output[-3000:]
+    lists = [result["msg"] for _name, _host, result in results(report)
+             if isinstance(result.get("msg"), list) and result["msg"][0].startswith("All ")]
+    assert lists == [["All 2 checked host(s) passed every role's checks."]], output[-3000:]
+    assert report["stats"]["flt-mon"]["changed"] >= 1 and report["stats"]["flt-ctr"]["changed"] >= 1
+    assert node_exporter_installed(MON) and node_exporter_installed(CTR)
+    for host in (MON, CTR):
+        assert wait_for(lambda h=host: h.run("curl -sf --max-time 5 http://localhost:9100/metrics").rc == 0)
+    assert wait_for(lambda: "lab_site_rule" in loaded_rules())
+
+
 # --- Last (it stops flt-ctr): a host lost between the reachability check and the deploy -----------------------------
 
 def test_a_host_lost_part_way_does_not_stop_the_others_and_is_named_at_the_end():

@@ -88,7 +88,8 @@ def test_the_playbook_uninstalls_every_role_once_in_the_reverse_order_of_site_ym
 
 def test_each_piece_is_uninstalled_on_the_group_site_yml_deployed_it_to():
     site_patterns = {value for entry in yaml.safe_load((PLAYBOOKS / "site.yml").read_text())
-                     for name, value in (entry.get("vars") or {}).items() if name != "fleetwatch_pki_hosts"}
+                     for name, value in (entry.get("vars") or {}).items()
+                     if name not in ("fleetwatch_pki_hosts", "fleetwatch_preflight_hosts")}
     uninstall_patterns = {play["hosts"] for play in uninstall_plays()}
     assert uninstall_patterns == site_patterns
 
