@@ -1,4 +1,5 @@
-"""Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read the recap."""
+"""Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read the recap
+(or the JSON callback's report)."""
 
 import json
 import os
@@ -16,16 +17,46 @@ def scenario_dir():
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 
 
-def run_playbook(playbook="converge.yml", *args):
-    """Run a playbook of the scenario against the Molecule inventory; return (exit code, output, recap)."""
+def ansible_playbook(playbook, args, **extra_env):
+    """Run a playbook of the scenario against the Molecule inventory, without colours; return the finished process."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     cmd = ["ansible-playbook", "-i", inventory, str(scenario_dir() / playbook), *args]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **extra_env)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+
+
+def run_playbook(playbook="converge.yml", *args):
+    """Run a playbook of the scenario against the Molecule inventory; return (exit code, output, recap)."""
+    proc = ansible_playbook(playbook, args)
     output = proc.stdout + proc.stderr
     recap = {m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
              for m in RECAP_LINE.finditer(output)}
     return proc.returncode, output, recap
+
+
+def run_playbook_json(playbook, *args):
+    """run_playbook with the JSON callback: return (exit code, the run's report, output); the report is None when the
+    run printed none."""
+    proc = ansible_playbook(playbook, args, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    try:
+        report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    except ValueError:
+        report = None
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
+def changes(report, host):
+    """What a run changed on host, in order: (task name, module, result) for each changed task, or for each changed
+    item of a loop."""
+    found = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            result = task["hosts"].get(host)
+            if not result or not result.get("changed"):
+                continue
+            items = [item for item in result.get("results", []) if item.get("changed")]
+            found += [(task["task"]["name"], result.get("action"), item) for item in items or [result]]
+    return found
 
 
 def wait_for(check, timeout=120, interval=2):

@@ -1,12 +1,13 @@
-"""Falco 0.31.1 (package file) and 0.44.1 (signed repository) from TEST FIXTURE packages.
+"""Falco 0.31.1 (package file) and 0.43.1 with gRPC (signed repository) from TEST FIXTURE packages.
 
-The last tests move falco-current to 0.43.1 and back to 0.44.1 with falco_version (the repository holds both),
-then falco-legacy from the tutorial's 0.31.1 to 0.44.1;
-they run last (pytest keeps file order) and leave the host on 0.44.1 with the scenario's configuration.
+What the real Falco 0.44.1 cannot show (molecule/falco_real covers 0.44.1 for real): the tutorial's 0.31.1, the
+0.43.1 drop-in generation with gRPC, and moves between versions. The last tests move both hosts to 0.44.1 in one run
+(falco-current upgrades from the repository, falco-legacy moves from a package file to the drop-in generation), then
+bring falco-current back down to the scenario's 0.43.1; they run last (pytest keeps file order).
 
 The fixture's falco binary records every call in /var/log/falco-fixture/calls.jsonl and its running state (options,
-FALCO_HOSTNAME, loaded files, merged configuration) in /run/falco-fixture-state.json; what it cannot show (driver
-loading, kernel events) is listed in docs/falco.md.
+FALCO_HOSTNAME, loaded files, merged configuration, reloads) in /run/falco-fixture-state.json; what it cannot show
+(driver loading, kernel events) is listed in docs/falco.md.
 """
 
 import hashlib
@@ -23,9 +24,11 @@ from labtest import run_playbook  # noqa: E402
 
 UPSTREAM = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3])).parent / "shared" / "upstream" / "falco"
 HOSTS = ["falco-legacy", "falco-current"]
-VERSIONS = {"falco-legacy": "0.31.1", "falco-current": "0.44.1"}
+VERSIONS = {"falco-legacy": "0.31.1", "falco-current": "0.43.1"}
 RULES = {
     "falco-legacy": ["fleetwatch-500-local.yaml", "fleetwatch-600-exceptions.yaml", "fleetwatch-700-disabled.yaml"],
+    # Where the legacy host's settings land in the drop-in generation (after its move): disabled rules in the config.
+    "falco-legacy-moved": ["fleetwatch-500-local.yaml", "fleetwatch-600-exceptions.yaml"],
     "falco-current": ["fleetwatch-100-incubating.yaml", "fleetwatch-101-sandbox.yaml", "fleetwatch-500-local.yaml",
                       "fleetwatch-600-exceptions.yaml"],
 }
@@ -71,6 +74,29 @@ def snapshot(name):
     return out
 
 
+def assert_runs_modern_bpf(name, version):
+    """The one driver unit runs the installed version with the role's configuration."""
+    h = host(name)
+    assert installed_version(name) == version
+    assert "Falco version: %s" % version in h.check_output("falco --version")
+    assert h.service("falco-modern-bpf").is_running and h.service("falco-modern-bpf").is_enabled
+    assert h.check_output("systemctl is-enabled falco.service") == "alias"
+    for other in ("falco-kmod", "falco-custom", "falco-bpf"):
+        assert not h.service(other).is_running and not h.service(other).is_enabled
+    assert h.check_output("systemctl is-enabled falcoctl-artifact-follow.service || true") == "masked"
+    s = state(name)
+    assert s["pid"] == int(h.check_output("systemctl show -P MainPID falco-modern-bpf.service"))
+    assert s["options"] == ["engine.kind=modern_ebpf"] and s["FALCO_HOSTNAME"] == name
+    assert s["config"]["metrics"]["enabled"] is True and s["config"]["webserver"]["prometheus_metrics_enabled"] is True
+    # Metrics keys follow the installed release: kernel_iter_event_counters_enabled is 0.44's.
+    assert ("kernel_iter_event_counters_enabled" in s["config"]["metrics"]) == (version == "0.44.1")
+    assert sorted(h.check_output("ls /etc/falco/rules.d").split()) == RULES[name]
+    if UPSTREAM.is_dir():
+        packaged = hashlib.sha256((UPSTREAM / ("falco-%s_falco.yaml" % version)).read_bytes()).hexdigest()
+        assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
+    return s
+
+
 @pytest.mark.parametrize("name", HOSTS)
 def test_the_pinned_version_is_installed(name):
     h = host(name)
@@ -85,13 +111,11 @@ def test_legacy_runs_falco_service():
 
 
 def test_current_runs_the_modern_bpf_unit_as_falco_service():
-    h = host("falco-current")
-    assert h.service("falco-modern-bpf").is_running
-    assert h.check_output("systemctl is-enabled falco.service") == "alias"
-    assert not h.service("falco-kmod").is_enabled
-    assert not h.service("falco-custom").is_enabled
-    assert h.check_output("systemctl is-enabled falcoctl-artifact-follow.service || true") == "masked"
-    assert state("falco-current")["options"] == ["engine.kind=modern_ebpf"]
+    """0.43.1 from the repository: the modern eBPF unit (falco-bpf.service, still shipped, stays off), the packaged
+    falco.yaml untouched (when ../shared/upstream is there to compare with)."""
+    assert_runs_modern_bpf("falco-current", VERSIONS["falco-current"])
+    # 0.43.x still ships the legacy eBPF unit; the role keeps it stopped and disabled.
+    assert host("falco-current").file("/usr/lib/systemd/system/falco-bpf.service").exists
 
 
 @pytest.mark.parametrize("name,choice", [("falco-legacy", "none"), ("falco-current", "modern_ebpf")])
@@ -114,10 +138,11 @@ def test_every_event_carries_the_host_name(name):
 
 
 def test_current_effective_config():
+    """0.43.1's drop-ins, gRPC among them (the last generation that has it, for falco-exporter)."""
     s = state("falco-current")
     assert s["loaded"] == ["/etc/falco/falco.yaml", "/etc/falco/config.d/falco.container_plugin.yaml",
-                           "/etc/falco/config.d/fleetwatch-metrics.yaml", "/etc/falco/config.d/fleetwatch-outputs.yaml",
-                           "/etc/falco/config.d/fleetwatch-rules.yaml"]
+                           "/etc/falco/config.d/fleetwatch-grpc.yaml", "/etc/falco/config.d/fleetwatch-metrics.yaml",
+                           "/etc/falco/config.d/fleetwatch-outputs.yaml", "/etc/falco/config.d/fleetwatch-rules.yaml"]
     c = s["config"]
     assert c["json_output"] is True
     assert c["metrics"]["enabled"] is True and c["metrics"]["interval"] == "1h" and c["metrics"]["output_rule"] is False
@@ -126,13 +151,8 @@ def test_current_effective_config():
     assert c["file_output"] == {"enabled": True, "keep_alive": False, "filename": "/var/log/falco/events.json"}
     assert c["rules"] == [{"disable": {"rule": "Clear Log Activities"}}, {"disable": {"tag": "T1036"}}]
     assert c["load_plugins"] == ["container"]
-    assert "grpc" not in c
-
-
-@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream Falco reference files not found at %s" % UPSTREAM)
-def test_current_keeps_the_packaged_falco_yaml():
-    packaged = hashlib.sha256((UPSTREAM / "falco-0.44.1_falco.yaml").read_bytes()).hexdigest()
-    assert host("falco-current").file("/etc/falco/falco.yaml").sha256sum == packaged
+    assert c["grpc"] == {"enabled": True, "bind_address": "unix:///run/falco/falco.sock", "threadiness": 0}
+    assert c["grpc_output"] == {"enabled": True}
 
 
 def test_legacy_effective_config_is_the_tutorials():
@@ -166,12 +186,12 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
     live_since = min(float(h.check_output("stat -c %%.Z /etc/falco/rules.d/%s", f)) for f in RULES[name])
     assert first["time"] < live_since
     dry_runs = [c for c in log if c["event"] == "dry-run"]
-    # --dry-run exists from 0.35: used on 0.44.1, never asked of 0.31.1.
+    # --dry-run exists from 0.35: used on 0.43.1, never asked of 0.31.1.
     assert bool(dry_runs) == (name == "falco-current")
     if dry_runs:
         assert dry_runs[0]["time"] < live_since
-        # The dry-run checked the staged drop-ins, not only the packaged falco.yaml.
-        assert dry_runs[0]["loaded"] == dry_run_loads(["metrics", "outputs", "rules"])
+        # The dry-run checked the staged drop-ins (the gRPC one too), not only the packaged falco.yaml.
+        assert dry_runs[0]["loaded"] == dry_run_loads(["grpc", "metrics", "outputs", "rules"])
 
 
 def task_output(output, task):
@@ -209,7 +229,8 @@ def test_check_mode_shows_the_change_to_the_live_files_and_writes_nothing():
 
 def test_grpc_on_0_44_is_refused_before_any_change():
     before = snapshot("falco-current")
-    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current", "-e", "falco_grpc_enabled=true")
+    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current", "-e",
+                                     json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": True}))
     assert rc != 0
     assert "falco_grpc_enabled: true needs Falco <= 0.43" in output
     assert recap["falco-current"]["changed"] == 0
@@ -232,12 +253,13 @@ def test_install_method_none_checks_the_installed_version():
     rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_install_method=none")
     assert rc == 0, output
     assert recap[name]["changed"] == 0, output
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_install_method=none",
-                                     "-e", "falco_version=0.43.1")
+    # Another release than the installed one (0.44.1 without gRPC, so the preflight lets it through).
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", json.dumps(
+        {"falco_install_method": "none", "falco_version": "0.44.1", "falco_grpc_enabled": False}))
     assert rc != 0
-    assert "runs Falco 0.44.1, but falco_version is 0.43.1. With falco_install_method: none, install that release" in output
+    assert "runs Falco 0.43.1, but falco_version is 0.44.1. With falco_install_method: none, install that release" in output
     assert recap[name]["changed"] == 0, output
-    assert installed_version(name) == "0.44.1" and state(name)["pid"] == pid
+    assert installed_version(name) == "0.43.1" and state(name)["pid"] == pid
 
 
 def test_a_configuration_falco_rejects_leaves_the_running_files_alone():
@@ -272,45 +294,21 @@ def test_a_bad_rule_leaves_the_running_files_alone():
             "/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").content_string
 
 
-def test_files_no_longer_declared_are_removed():
+def test_files_no_longer_declared_are_removed_and_falco_reloads():
+    """A configuration change without a package change: the running Falco is reloaded once (SIGHUP), not
+    restarted. The moves below bring the declared rules back."""
+    pids = {n: state(n)["pid"] for n in HOSTS}
+    reloads = {n: state(n)["reloads"] for n in HOSTS}
     rc, output, recap = run_playbook("converge.yml", "-e", '{"falco_local_rules": []}')
     assert rc == 0, output
     for name in HOSTS:
         h = host(name)
+        assert recap[name]["changed"] > 0, output
         assert not h.file("/etc/falco/rules.d/fleetwatch-500-local.yaml").exists
         assert not h.file("/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").exists
         assert h.file("/etc/falco/rules.d/fleetwatch-600-exceptions.yaml").exists
-
-
-def test_the_declared_state_comes_back():
-    rc, output, recap = run_playbook("converge.yml")
-    assert rc == 0, output
-    for name in HOSTS:
-        assert sorted(host(name).check_output("ls /etc/falco/rules.d").split()) == RULES[name]
-        assert recap[name]["changed"] > 0
-
-
-def assert_runs_modern_bpf(name, version):
-    """The one driver unit runs the installed version with the role's configuration."""
-    h = host(name)
-    assert installed_version(name) == version
-    assert "Falco version: %s" % version in h.check_output("falco --version")
-    assert h.service("falco-modern-bpf").is_running and h.service("falco-modern-bpf").is_enabled
-    assert h.check_output("systemctl is-enabled falco.service") == "alias"
-    for other in ("falco-kmod", "falco-custom", "falco-bpf"):
-        assert not h.service(other).is_running and not h.service(other).is_enabled
-    assert h.check_output("systemctl is-enabled falcoctl-artifact-follow.service || true") == "masked"
-    s = state(name)
-    assert s["pid"] == int(h.check_output("systemctl show -P MainPID falco-modern-bpf.service"))
-    assert s["options"] == ["engine.kind=modern_ebpf"] and s["FALCO_HOSTNAME"] == name
-    assert s["config"]["metrics"]["enabled"] is True and s["config"]["webserver"]["prometheus_metrics_enabled"] is True
-    # Metrics keys follow the installed release: kernel_iter_event_counters_enabled is 0.44's.
-    assert ("kernel_iter_event_counters_enabled" in s["config"]["metrics"]) == (version == "0.44.1")
-    assert sorted(h.check_output("ls /etc/falco/rules.d").split()) == RULES[name]
-    if UPSTREAM.is_dir():
-        packaged = hashlib.sha256((UPSTREAM / ("falco-%s_falco.yaml" % version)).read_bytes()).hexdigest()
-        assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
-    return s
+        s = state(name)
+        assert s["pid"] == pids[name] and s["reloads"] == reloads[name] + 1, (name, s)
 
 
 def assert_started_once_and_never_signalled(name, since):
@@ -323,108 +321,97 @@ def assert_started_once_and_never_signalled(name, since):
     assert [c["event"] for c in run if c["event"] in ("reload", "killed-by-sighup-while-starting")] == [], run
 
 
-def test_a_lower_falco_version_downgrades_and_then_stays():
+# Both hosts to 0.44.1 in one run: falco-current upgrades from the repository (gRPC off, as 0.44 requires),
+# falco-legacy moves from the tutorial's 0.31.1 to the drop-in generation with the 0.44.1 package file. Both bring
+# back the local rules the test before removed (the declared state comes back).
+MOVE = json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": False,
+                   "falco_package_src": "{{ lab_falco_fixture_dir }}/falco-0.44.1-x86_64.deb"})
+
+
+@pytest.fixture(scope="module")
+def moved():
+    """The move to 0.44.1, run once; the tests below read what it did."""
+    before = {n: {"calls": len(calls(n)), "postinst": len(postinst_runs(n))} for n in HOSTS}
+    before["falco-legacy"]["falco.yaml"] = host("falco-legacy").file("/etc/falco/falco.yaml").content_string
+    rc, output, recap = run_playbook("converge.yml", "--diff", "-e", MOVE)
+    assert rc == 0, output
+    return {"before": before, "output": output, "recap": recap}
+
+
+def test_the_current_host_upgrades_to_0_44_1(moved):
     name = "falco-current"
     h = host(name)
-    runs = len(postinst_runs(name))
-    logged = len(calls(name))
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1", "--diff")
-    assert rc == 0, output
-    assert set(recap) == {name} and recap[name]["changed"] > 0, output
-    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
+    before = moved["before"][name]
+    assert moved["recap"][name]["changed"] > 0, moved["output"]
+    dry_runs = [c for c in calls(name)[before["calls"]:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
-    # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went), so both the
+    # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled came), so both the
     # restart and the reload handler were notified.
     assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in task_output(
-        output, "Put the validated configuration and rules files in place"), output
-    assert_started_once_and_never_signalled(name, logged)
+        moved["output"], "Put the validated configuration and rules files in place"), moved["output"]
+    assert_started_once_and_never_signalled(name, before["calls"])
     # The package scripts ran once more and got the driver choice again.
-    assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
-    # 0.43.x still ships falco-bpf.service; the role keeps it stopped and disabled.
-    assert h.file("/usr/lib/systemd/system/falco-bpf.service").exists
-    s = assert_runs_modern_bpf(name, "0.43.1")
-    # The packaged 0.43.1 falco.yaml still has gRPC (off unless asked for); the dry-run used that file.
-    assert s["config"]["grpc"]["enabled"] is False and s["config"]["grpc_output"] == {"enabled": False}
-    assert not h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
-    pid = s["pid"]
-
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_version=0.43.1")
-    assert rc == 0, output
-    assert recap[name]["changed"] == 0, output
-    assert installed_version(name) == "0.43.1"
-    assert len(postinst_runs(name)) == runs + 1
-    assert state(name)["pid"] == pid
-
-
-def test_grpc_on_0_43_renders_a_valid_dropin():
-    name = "falco-current"
-    h = host(name)
-    assert installed_version(name) == "0.43.1", "needs the downgrade of the test before"
-    runs = len(postinst_runs(name))
-    logged = len(calls(name))
-    # JSON keeps the boolean a boolean (key=value extra vars are strings).
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e",
-                                     json.dumps({"falco_version": "0.43.1", "falco_grpc_enabled": True}))
-    assert rc == 0, output
-    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
-    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["grpc", "metrics", "outputs", "rules"])]
-    assert len(postinst_runs(name)) == runs
-    s = state(name)
-    assert s["reloads"] >= 1
-    assert "/etc/falco/config.d/fleetwatch-grpc.yaml" in s["loaded"]
-    assert s["config"]["grpc"] == {"enabled": True, "bind_address": "unix:///run/falco/falco.sock", "threadiness": 0}
-    assert s["config"]["grpc_output"] == {"enabled": True}
-    assert h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
-
-
-def test_the_scenario_version_upgrades_it_back():
-    name = "falco-current"
-    h = host(name)
-    runs = len(postinst_runs(name))
-    logged = len(calls(name))
-    rc, output, recap = run_playbook("converge.yml", "--limit", name)
-    assert rc == 0, output
-    assert set(recap) == {name} and recap[name]["changed"] > 0, output
-    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
-    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
-    assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
-    assert_started_once_and_never_signalled(name, logged)
+    assert postinst_runs(name)[before["postinst"]:] == ["driver choice: modern_ebpf falcoctl: no"]
     # 0.44 dropped falco-bpf.service and gRPC: the unit file went with the package, the gRPC drop-in with the role.
     assert not h.file("/usr/lib/systemd/system/falco-bpf.service").exists
     assert not h.file("/etc/falco/config.d/fleetwatch-grpc.yaml").exists
-    s = assert_runs_modern_bpf(name, VERSIONS[name])
+    s = assert_runs_modern_bpf(name, "0.44.1")
     assert "grpc" not in s["config"] and "grpc_output" not in s["config"]
     assert s["loaded"] == ["/etc/falco/falco.yaml", "/etc/falco/config.d/falco.container_plugin.yaml",
                            "/etc/falco/config.d/fleetwatch-metrics.yaml", "/etc/falco/config.d/fleetwatch-outputs.yaml",
                            "/etc/falco/config.d/fleetwatch-rules.yaml"]
 
-    rc, output, recap = run_playbook("converge.yml", "--limit", name)
-    assert rc == 0, output
-    assert recap[name]["changed"] == 0, output
-
 
 @pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream Falco reference files not found at %s" % UPSTREAM)
-def test_the_tutorial_host_moves_to_the_dropin_generation():
+def test_the_tutorial_host_moves_to_the_dropin_generation(moved):
     """0.31.1 with a falco.yaml rendered by the role -> 0.44.1 (docs/upgrade.md): the package manager keeps the
     modified falco.yaml and sets 0.44.1's aside; the role puts the packaged one in place so the drop-ins load."""
     name = "falco-legacy"
     h = host(name)
-    ours = h.file("/etc/falco/falco.yaml").content_string
-    move = json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": False,
-                       "falco_package_src": "{{ lab_falco_fixture_dir }}/falco-0.44.1-x86_64.deb"})
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", move)
-    assert rc == 0, output
+    assert moved["recap"][name]["changed"] > 0, moved["output"]
     assert installed_version(name) == "0.44.1"
     packaged = hashlib.sha256((UPSTREAM / "falco-0.44.1_falco.yaml").read_bytes()).hexdigest()
     assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
-    assert h.file("/etc/falco/falco.yaml.fleetwatch-replaced").content_string == ours
+    assert h.file("/etc/falco/falco.yaml.fleetwatch-replaced").content_string == moved["before"][name]["falco.yaml"]
     assert not h.file("/etc/falco/falco.yaml.dpkg-dist").exists
     s = state(name)
     assert s["loaded"][0] == "/etc/falco/falco.yaml"
     assert "/etc/falco/config.d/fleetwatch-outputs.yaml" in s["loaded"]
     assert "grpc" not in s["config"] and s["config"]["json_output"] is True
-    assert not h.file("/etc/falco/rules.d/fleetwatch-700-disabled.yaml").exists
+    # The disabled rules went into the configuration; the local rules came back, live and staged.
+    assert sorted(h.check_output("ls /etc/falco/rules.d").split()) == RULES["falco-legacy-moved"]
+    assert h.file("/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").exists
 
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", move)
+
+def test_the_moved_hosts_stay(moved):
+    rc, output, recap = run_playbook("converge.yml", "-e", MOVE)
     assert rc == 0, output
-    assert recap[name]["changed"] == 0, output
+    assert all(recap[name]["changed"] == 0 for name in HOSTS), output
+    assert all(installed_version(name) == "0.44.1" for name in HOSTS)
+
+
+def test_the_scenario_version_downgrades_it_back():
+    """0.44.1 -> the scenario's 0.43.1 with gRPC on again. That it then stays is the idempotence step's proof: the
+    same 0.43.1 pinned, with the newer 0.44.1 in the repository."""
+    name = "falco-current"
+    h = host(name)
+    runs = len(postinst_runs(name))
+    logged = len(calls(name))
+    rc, output, recap = run_playbook("converge.yml", "--limit", name, "--diff")
+    assert rc == 0, output
+    assert set(recap) == {name} and recap[name]["changed"] > 0, output
+    dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
+    assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["grpc", "metrics", "outputs", "rules"])]
+    # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went) and the gRPC one
+    # came back, so both the restart and the reload handler were notified.
+    block = task_output(output, "Put the validated configuration and rules files in place")
+    assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in block, output
+    assert "+++ after: /etc/falco/config.d/fleetwatch-grpc.yaml" in block, output
+    assert_started_once_and_never_signalled(name, logged)
+    assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
+    # 0.43.x still ships falco-bpf.service; the role keeps it stopped and disabled.
+    assert h.file("/usr/lib/systemd/system/falco-bpf.service").exists
+    s = assert_runs_modern_bpf(name, "0.43.1")
+    assert "/etc/falco/config.d/fleetwatch-grpc.yaml" in s["loaded"]
+    assert s["config"]["grpc"] == {"enabled": True, "bind_address": "unix:///run/falco/falco.sock", "threadiness": 0}
+    assert s["config"]["grpc_output"] == {"enabled": True}

@@ -1,6 +1,7 @@
-"""playbooks/uninstall.yml after site.yml: refused without confirmation, check mode, the real run, a second run that
-changes nothing, the purge switches, then site.yml again (reinstall). The tests run in file order (pytest keeps it)
-and each builds on the previous one's state.
+"""playbooks/uninstall.yml after site.yml: refused without confirmation, check mode, the real run, a second run with
+the purge switches that removes the data and changes nothing else, then site.yml again (reinstall). The tests run in
+file order (pytest keeps it) and each builds on the previous one's state. Every playbook run costs minutes here (a
+run walks every role's tasks, each a few container round trips), so each run is read by every test it can serve.
 
 What runs: Debian's Prometheus, Alertmanager, node_exporter and rsyslog; node_exporter under nested podman from the
 local test image; Falco is the TEST FIXTURE package from tests/fixtures/falco-package (a signed local repository).
@@ -12,14 +13,15 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import changes, run_playbook, run_playbook_json  # noqa: E402
 
 MON, AGENT = "uni-mon", "uni-agent"
 CONFIRM = ["-e", "fleetwatch_uninstall_confirm=yes"]
 PURGE = ["-e", "prometheus_uninstall_purge_data=true", "-e", "alertmanager_uninstall_purge_data=true",
          "-e", "event_collector_uninstall_purge_data=true"]
-DATA = ["/var/lib/prometheus/metrics2", "/var/lib/prometheus/alertmanager", "/var/log/fleetwatch/falco-events"]
-EVENTS_MARKER = "/var/log/fleetwatch/falco-events/uni-marker.jsonl"
+EVENTS_DIR = "/var/log/fleetwatch/falco-events"
+DATA = ["/var/lib/prometheus/metrics2", "/var/lib/prometheus/alertmanager", EVENTS_DIR]
+EVENTS_MARKER = EVENTS_DIR + "/uni-marker.jsonl"
 NE_IMAGE = "localhost/fleetwatch-test/node-exporter:debian12"
 GONE = {
     MON: ["/etc/prometheus/prometheus.yml", "/etc/prometheus/rules", "/etc/prometheus/targets",
@@ -116,17 +118,25 @@ def test_uninstall_keeps_the_data():
     assert "uni marker" in host(MON).file(EVENTS_MARKER).content_string
 
 
-def test_a_second_uninstall_changes_nothing():
-    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM)
-    assert rc == 0, output
-    assert recap[MON]["changed"] == 0 and recap[AGENT]["changed"] == 0, output
-
-
-def test_the_purge_switches_remove_the_data():
-    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM, *PURGE)
-    assert rc == 0, output
+def test_a_second_uninstall_with_the_purge_switches_removes_the_data_and_nothing_else():
+    """The second run is also the purge: the agent reports no change (a second uninstall changes nothing there), and
+    on the monitoring host what changed is the data going, nothing else. Read from the JSON callback's report: each
+    change is a removal of one of DATA or of the directory DATA left empty, and rsyslog's restart by the event
+    collector, which restarts it when it removed something of its own (here the collected events)."""
+    rc, report, output = run_playbook_json("uninstall.yml", *CONFIRM, *PURGE)
+    assert rc == 0 and report, output
+    assert report["stats"][AGENT]["changed"] == 0, changes(report, AGENT)
     assert [p for p in DATA if host(MON).file(p).exists] == []
-    assert recap[AGENT]["changed"] == 0, output
+    # Each change on the monitoring host, in order: the path of a removal, or (module, name, state).
+    changed = [result["path"] if module == "ansible.builtin.file" and result.get("state") == "absent"
+               else (module, result.get("name"), result.get("state")) for _task, module, result in changes(report, MON)]
+    removed = [c for c in changed if isinstance(c, str)]
+    assert len(set(removed)) == len(removed), changed  # each path once
+    assert set(DATA) <= set(removed) <= set(DATA) | {p.rsplit("/", 1)[0] for p in DATA}, changed
+    restart = ("ansible.builtin.systemd_service", "rsyslog", "started")
+    assert [c for c in changed if not isinstance(c, str)] == [restart], changed
+    # The restart came after the collected events went (the collector's part of the run).
+    assert changed.index(restart) > changed.index(EVENTS_DIR), changed
 
 
 def test_site_reinstalls_after_the_uninstall():
