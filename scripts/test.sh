@@ -107,10 +107,12 @@ scenarios() {
 
 # Molecule scenarios run in MOLECULE_JOBS lanes at once (default 2: most of a scenario's time is spent waiting on
 # containers and services, so two overlap well on 2 cores). Each lane takes the next scenario from one queue, longest
-# first; each scenario's output is kept in a log and printed whole when it ends, so the logs never interleave.
+# first. In a run of every stage, the checks that need no containers (lint, sanity, unit) go in one more lane beside
+# them (CHECKS_BESIDE_MOLECULE=0 runs them first, one after the other, as a run of those stages alone does).
 MOLECULE_JOBS=${MOLECULE_JOBS:-2}
+CHECKS_BESIDE_MOLECULE=${CHECKS_BESIDE_MOLECULE:-1}
 # Known to take longest (measured in CI): started first so the lanes end close together.
-LONGEST_FIRST="uninstall falco monitoring falco_real tls faults monitoring_container"
+LONGEST_FIRST="uninstall falco monitoring falco_real faults tls monitoring_container"
 
 queue_order() {
   local name
@@ -122,58 +124,84 @@ queue_order() {
   done
 }
 
+# A stage run in a lane: its output is kept in DIR/NAME.log and printed whole when it ends (under the queue's lock,
+# so the outputs of the lanes never interleave); "NAME EXIT SECONDS" goes to DIR/results.
 # The sh -c scripts get their arguments as $1..$4 on purpose: single quotes keep this shell from expanding them.
 # shellcheck disable=SC2016
+run_logged() {
+  local dir=$1 name=$2 start=$SECONDS rc=0
+  shift 2
+  say "$name started"
+  "$@" > "$dir/$name.log" 2>&1 || rc=$?
+  flock "$dir/queue" sh -c 'cat "$1"; printf "==> %s exit %s after %s s\n" "$2" "$3" "$4"' \
+    sh "$dir/$name.log" "$name" "$rc" "$((SECONDS - start))"
+  echo "$name $rc $((SECONDS - start))" >> "$dir/results"
+}
+
+# shellcheck disable=SC2016
 molecule_lane() {
-  local dir=$1 name start rc
+  local dir=$1 name
   while name=$(flock "$dir/queue" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' sh "$dir/queue") && [ -n "$name" ]; do
-    start=$SECONDS rc=0
-    say "molecule:$name started"
-    stage_molecule "$name" > "$dir/$name.log" 2>&1 || rc=$?
-    flock "$dir/queue" sh -c 'cat "$1"; printf "==> molecule:%s exit %s after %s s\n" "$2" "$3" "$4"' \
-      sh "$dir/$name.log" "$name" "$rc" "$((SECONDS - start))"
-    echo "$name $rc $((SECONDS - start))" >> "$dir/results"
+    run_logged "$dir" "molecule:$name" stage_molecule "$name"
   done
 }
 
-run_molecule() {
-  local -a names
+checks_lane() {
+  local dir=$1 stage
+  shift
+  for stage in "$@"; do run_logged "$dir" "$stage" "stage_$stage"; done
+}
+
+# The lanes' results, in the order given, into the timing table.
+summarize_lanes() {
+  local dir=$1 name rc took
+  shift
+  for name in "$@"; do
+    read -r _ rc took < <(grep "^$name " "$dir/results" || echo "$name 1 0")
+    if [ "$rc" = 0 ]; then
+      SUMMARY+=("$(printf '%-28s ok     %5d s' "$name" "$took")"); passed=$((passed + 1))
+    else
+      SUMMARY+=("$(printf '%-28s FAILED %5d s (exit %d)' "$name" "$took" "$rc")"); failed=$((failed + 1))
+    fi
+  done
+}
+
+# Every scenario in MOLECULE_JOBS lanes, and the given check stages in a lane of their own beside them.
+run_lanes() {
+  local -a names checks=("$@") labels=()
   read -r -a names <<< "$(scenarios | tr '\n' ' ')"
-  [ ${#names[@]} -gt 0 ] || return 0
   # Molecule's prerun is off (.config/molecule/config.yml): the scenarios test the tree as this run built it.
-  if [ "${BUILT:-0}" != 1 ]; then run_stage build stage_build || return 0; fi
-  if [ "$MOLECULE_JOBS" -le 1 ] || [ ${#names[@]} -eq 1 ]; then
-    for s in "${names[@]}"; do run_stage "molecule:$s" stage_molecule "$s" || true; done
-    return 0
-  fi
-  local dir name rc took
+  if [ ${#names[@]} -gt 0 ] && [ "${BUILT:-0}" != 1 ]; then run_stage build stage_build || names=(); fi
+  local dir name start=$SECONDS
   dir=$(mktemp -d)
   queue_order "${names[@]}" > "$dir/queue"
   : > "$dir/results"
-  for _ in $(seq "$MOLECULE_JOBS"); do molecule_lane "$dir" & done
+  [ ${#checks[@]} -eq 0 ] || checks_lane "$dir" "${checks[@]}" &
+  if [ ${#names[@]} -gt 0 ]; then
+    for _ in $(seq "$MOLECULE_JOBS"); do molecule_lane "$dir" & done
+  fi
   wait
-  for name in "${names[@]}"; do
-    read -r _ rc took < <(grep "^$name " "$dir/results" || echo "$name 1 0")
-    if [ "$rc" = 0 ]; then
-      SUMMARY+=("$(printf '%-28s ok     %5d s' "molecule:$name" "$took")"); passed=$((passed + 1))
-    else
-      SUMMARY+=("$(printf '%-28s FAILED %5d s (exit %d)' "molecule:$name" "$took" "$rc")"); failed=$((failed + 1))
-    fi
-  done
+  for name in "${names[@]}"; do labels+=("molecule:$name"); done
+  summarize_lanes "$dir" "${checks[@]}" "${labels[@]}"
+  [ ${#names[@]} -eq 0 ] || SUMMARY+=("$(printf '%-28s        %5d s (%d lanes%s)' "molecule, wall time" \
+    "$((SECONDS - start))" "$MOLECULE_JOBS" "${checks[*]:+, and ${checks[*]} beside them}")")
   rm -rf "$dir"
 }
 
 main() {
-  local stages=("$@")
+  local stages=("$@") checks=() stage
   [ ${#stages[@]} -gt 0 ] || stages=(setup lint sanity unit build molecule)
+  # With Molecule in the run, the checks wait for it and go in a lane beside the scenarios.
+  if [ "$CHECKS_BESIDE_MOLECULE" = 1 ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
+    for stage in lint sanity unit; do [[ " ${stages[*]} " == *" $stage "* ]] && checks+=("$stage"); done
+  fi
   for stage in "${stages[@]}"; do
     case "$stage" in
       setup) run_stage setup stage_setup || break ;;  # nothing else can run without it
-      lint|sanity|unit|build) run_stage "$stage" "stage_$stage" || true ;;
-      molecule)
-        local start=$SECONDS
-        run_molecule
-        SUMMARY+=("$(printf '%-28s        %5d s (%d lanes)' "molecule, wall time" "$((SECONDS - start))" "$MOLECULE_JOBS")") ;;
+      lint|sanity|unit)
+        [[ " ${checks[*]} " == *" $stage "* ]] || run_stage "$stage" "stage_$stage" || true ;;
+      build) run_stage build stage_build || true ;;
+      molecule) run_lanes "${checks[@]}" ;;
       *) die "unknown stage $stage (setup lint sanity unit build molecule)" ;;
     esac
   done
