@@ -108,7 +108,8 @@ scenarios() {
 # Molecule scenarios run in MOLECULE_JOBS lanes at once (default 2: most of a scenario's time is spent waiting on
 # containers and services, so two overlap well on 2 cores). Each lane takes the next scenario from one queue, longest
 # first. In a run of every stage, the checks that need no containers (lint, sanity, unit) go in one more lane beside
-# them (CHECKS_BESIDE_MOLECULE=0 runs them first, one after the other, as a run of those stages alone does).
+# them, which then takes scenarios from the queue too (CHECKS_BESIDE_MOLECULE=0 runs the checks first, one after the
+# other, as a run of those stages alone does).
 MOLECULE_JOBS=${MOLECULE_JOBS:-2}
 CHECKS_BESIDE_MOLECULE=${CHECKS_BESIDE_MOLECULE:-1}
 # Known to take longest (measured in CI): started first so the lanes end close together.
@@ -176,10 +177,11 @@ run_lanes() {
   dir=$(mktemp -d)
   queue_order "${names[@]}" > "$dir/queue"
   : > "$dir/results"
-  [ ${#checks[@]} -eq 0 ] || checks_lane "$dir" "${checks[@]}" &
   if [ ${#names[@]} -gt 0 ]; then
     for _ in $(seq "$MOLECULE_JOBS"); do molecule_lane "$dir" & done
   fi
+  # The checks' lane then takes scenarios from the same queue, so the last ones run three at a time.
+  [ ${#checks[@]} -eq 0 ] || { checks_lane "$dir" "${checks[@]}"; molecule_lane "$dir"; } &
   wait
   for name in "${names[@]}"; do labels+=("molecule:$name"); done
   summarize_lanes "$dir" "${checks[@]}" "${labels[@]}"
