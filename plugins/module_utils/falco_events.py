@@ -11,7 +11,8 @@ Layout of the work:
   * ``FalcoTriage`` consumes lines (``feed_stream`` for a file object, ``feed_lines`` for an iterable) and keeps
     counters plus two bounded tables: alerts per (host, rule, priority) and alerts per fingerprint.
   * ``triage_file`` reads a regular file, in parallel byte ranges when asked, and merges the partial results;
-    ``feed_command_output`` streams a command's output (journalctl) into a FalcoTriage.
+    ``feed_command_output`` streams a command's output (journalctl) into a FalcoTriage; ``triage_directory``
+    summarises each host of a central store, ``triage_store`` merges all of its hosts into one FalcoTriage.
   * ``FalcoTriage.summary`` cuts the tables to the top N entries; ``merge_summaries`` combines summaries of
     several hosts; ``suggest_exceptions`` turns frequent, long-lived, low-priority fingerprints into entries of the
     falco role's ``falco_rule_exceptions`` variable.
@@ -956,6 +957,33 @@ def triage_directory(directory, hosts=None, workers=1, top=DEFAULT_TOP, **option
         "files": read,
         "ignored_files": ignored[:20],
     }
+
+
+def triage_store(directory, workers=1, on_file=None, **options):
+    """One FalcoTriage over every host of a central store: the fleet-wide view that tools/falco-triage prints.
+
+    Each host's files are read, oldest first, with that host as the default host (alerts of Falco before 0.32
+    carry none), then merged into the result; files that are not store files are ignored. Only one host's
+    FalcoTriage exists besides the result, and both keep bounded tables, so memory stays bounded whatever the
+    number of hosts. ``on_file(path, size)`` is called after each file is read, e.g. to show progress.
+    """
+    if not os.path.isdir(directory):
+        raise FalcoTriageError("path: %s is not a directory" % directory)
+    options = dict(options)
+    options.pop("default_host", None)
+    fleet = FalcoTriage(**options)  # validates the options before any work starts
+    # Every host gets the same resolved times: "-1h" must mean the same moment for all of them.
+    options.update(since=fleet.since, until=fleet.until)
+    files, _ignored = store_files(directory)
+    for host in sorted(files):
+        host_options = dict(options, default_host=host)
+        triage = FalcoTriage(**host_options)
+        for path in files[host]:
+            triage = _feed_store_file(triage, path, workers, host_options)
+            if on_file is not None:
+                on_file(path, os.path.getsize(path))
+        fleet.merge(triage)
+    return fleet
 
 
 def feed_command_output(triage, command, stderr_limit=64 * 1024):
