@@ -11,7 +11,8 @@ Layout of the work:
   * ``FalcoTriage`` consumes lines (``feed_stream`` for a file object, ``feed_lines`` for an iterable) and keeps
     counters plus two bounded tables: alerts per (host, rule, priority) and alerts per fingerprint.
   * ``triage_file`` reads a regular file, in parallel byte ranges when asked, and merges the partial results;
-    ``feed_command_output`` streams a command's output (journalctl) into a FalcoTriage.
+    ``feed_command_output`` streams a command's output (journalctl) into a FalcoTriage; ``triage_directory``
+    summarises each host of a central store, ``triage_store`` merges all of its hosts into one FalcoTriage.
   * ``FalcoTriage.summary`` cuts the tables to the top N entries; ``merge_summaries`` combines summaries of
     several hosts; ``suggest_exceptions`` turns frequent, long-lived, low-priority fingerprints into entries of the
     falco role's ``falco_rule_exceptions`` variable.
@@ -657,6 +658,14 @@ class FalcoTriage:
     def matched(self):
         return self.alerts - self.filtered_out
 
+    def rule_rows(self):
+        """Every (host, rule, priority) row as a dict, most frequent first: the rule table without its top-N cut."""
+        rows = [
+            {"host": host, "rule": rule, "priority": priority, "count": count}
+            for (host, rule, priority), count in self.rule_counts.items()
+        ]
+        return _bounded_table(rows, None, _RULE_ROW_TIE_KEYS)["top"]
+
     def counts_by_rule(self):
         """Matched alerts per rule name over all hosts and priorities (exact unless the rule table was pruned)."""
         totals = {}
@@ -693,12 +702,21 @@ class FalcoTriage:
         """A bounded, JSON-ready summary: counters, top-N tables with ``others``, never raw alerts."""
         by_host = dict(self.evicted_by_host)
         by_priority = dict(self.evicted_by_priority)
-        for (host, _rule, priority), count in self.rule_counts.items():
+        # (rule, priority) -> [alerts, hosts]: each host has at most one row per rule and priority.
+        totals = {}
+        for (host, rule, priority), count in self.rule_counts.items():
             by_host[host] = by_host.get(host, 0) + count
             by_priority[priority] = by_priority.get(priority, 0) + count
+            total = totals.setdefault((rule, priority), [0, 0])
+            total[0] += count
+            total[1] += 1
         rule_rows = [
             {"host": host, "rule": rule, "priority": priority, "count": count}
             for (host, rule, priority), count in self.rule_counts.items()
+        ]
+        total_rows = [
+            {"rule": rule, "priority": priority, "count": count, "host_count": host_count}
+            for (rule, priority), (count, host_count) in totals.items()
         ]
         return {
             "format": 1,
@@ -718,8 +736,11 @@ class FalcoTriage:
             "by_host": _bounded_table(
                 [{"host": host, "count": count} for host, count in by_host.items()], top, ("host",)
             ),
+            # Fleet-wide alerts per rule and priority. Rows evicted from the rule table are host/rule/priority
+            # rows whose rule may still have a total here: they are counted in others, never guessed into a total.
+            "rule_totals": _bounded_table(total_rows, top, _RULE_TOTAL_TIE_KEYS, self.evicted_rule_groups),
             "rules": _bounded_table(
-                rule_rows, top, ("rule", "host", "priority"), self.evicted_rule_groups
+                rule_rows, top, _RULE_ROW_TIE_KEYS, self.evicted_rule_groups
             ),
             "fingerprints": self._fingerprint_table(top),
         }
@@ -749,6 +770,11 @@ class FalcoTriage:
             "min_priority": None if self.min_priority_rank is None else PRIORITIES[self.min_priority_rank],
             "rules": sorted(self.rules) if self.rules else None,
         }
+
+
+# Order of rows with the same count, so that tables are stable from one run (and one process) to the next.
+_RULE_ROW_TIE_KEYS = ("rule", "host", "priority")
+_RULE_TOTAL_TIE_KEYS = ("rule", "priority")
 
 
 def _ordered_priorities(counts):
@@ -933,6 +959,33 @@ def triage_directory(directory, hosts=None, workers=1, top=DEFAULT_TOP, **option
     }
 
 
+def triage_store(directory, workers=1, on_file=None, **options):
+    """One FalcoTriage over every host of a central store: the fleet-wide view that tools/falco-triage prints.
+
+    Each host's files are read, oldest first, with that host as the default host (alerts of Falco before 0.32
+    carry none), then merged into the result; files that are not store files are ignored. Only one host's
+    FalcoTriage exists besides the result, and both keep bounded tables, so memory stays bounded whatever the
+    number of hosts. ``on_file(path, size)`` is called after each file is read, e.g. to show progress.
+    """
+    if not os.path.isdir(directory):
+        raise FalcoTriageError("path: %s is not a directory" % directory)
+    options = dict(options)
+    options.pop("default_host", None)
+    fleet = FalcoTriage(**options)  # validates the options before any work starts
+    # Every host gets the same resolved times: "-1h" must mean the same moment for all of them.
+    options.update(since=fleet.since, until=fleet.until)
+    files, _ignored = store_files(directory)
+    for host in sorted(files):
+        host_options = dict(options, default_host=host)
+        triage = FalcoTriage(**host_options)
+        for path in files[host]:
+            triage = _feed_store_file(triage, path, workers, host_options)
+            if on_file is not None:
+                on_file(path, os.path.getsize(path))
+        fleet.merge(triage)
+    return fleet
+
+
 def feed_command_output(triage, command, stderr_limit=64 * 1024):
     """Run ``command`` and feed its standard output to ``triage`` while it runs; return (returncode, stderr).
 
@@ -961,6 +1014,10 @@ def merge_summaries(summaries, top=DEFAULT_TOP):
 
     Totals, skip counts and by_priority/by_host stay exact. Rows each host left in ``others`` cannot be matched
     across hosts, so ``others`` adds them up and ``distinct`` is an upper bound once any input was cut.
+
+    ``rule_totals`` (alerts per rule and priority over all hosts) adds up each summary's own ``rule_totals`` rows,
+    or, for a summary saved before they existed, totals derived from its ``rules`` rows. Its ``host_count`` is the
+    sum of the summaries' host counts: an upper bound when the same host appears in two summaries.
     """
     summaries = [summary for summary in summaries if summary]
     merged = {
@@ -983,9 +1040,10 @@ def merge_summaries(summaries, top=DEFAULT_TOP):
     filters_seen = []
     fields_seen = []
     rules = {}
+    rule_totals = {}
     fingerprints = {}
     hosts = {}
-    others = {"by_host": [0, 0], "rules": [0, 0], "fingerprints": [0, 0]}
+    others = {"by_host": [0, 0], "rule_totals": [0, 0], "rules": [0, 0], "fingerprints": [0, 0]}
     for summary in summaries:
         for counter in ("lines_read", "alerts", "matched", "filtered_out"):
             merged[counter] += int(summary.get(counter) or 0)
@@ -1021,17 +1079,48 @@ def merge_summaries(summaries, top=DEFAULT_TOP):
                     target[key]["count"] += row["count"]
                 else:
                     target[key] = dict(row)
+        total_rows, left_out = _rule_total_rows(summary)
+        others["rule_totals"][0] += int(left_out.get("entries") or 0)
+        others["rule_totals"][1] += int(left_out.get("events") or 0)
+        for row in total_rows:
+            total = rule_totals.setdefault(
+                (row["rule"], row["priority"]),
+                {"rule": row["rule"], "priority": row["priority"], "count": 0, "host_count": 0},
+            )
+            total["count"] += row["count"]
+            total["host_count"] += int(row.get("host_count") or 0)
     merged["filters"] = filters_seen[0] if len(filters_seen) == 1 else None
     merged["fingerprint_fields"] = fields_seen[0] if len(fields_seen) == 1 else None
     merged["by_priority"] = _ordered_priorities(merged["by_priority"])
     for table_name, target, tie_keys in (
         ("by_host", hosts, ("host",)),
-        ("rules", rules, ("rule", "host", "priority")),
+        ("rule_totals", rule_totals, _RULE_TOTAL_TIE_KEYS),
+        ("rules", rules, _RULE_ROW_TIE_KEYS),
         ("fingerprints", fingerprints, ("rule", "id")),
     ):
         entries, events = others[table_name]
         merged[table_name] = _bounded_table(list(target.values()), top, tie_keys, {"entries": entries, "events": events})
     return merged
+
+
+def _rule_total_rows(summary):
+    """(rows, others) of a summary's alerts per rule and priority over its hosts.
+
+    A summary saved before ``rule_totals`` existed has only the per-host ``rules`` table: its totals are derived
+    from those rows (one host per row), and what that table left out is what the totals leave out.
+    """
+    if summary.get("rule_totals") is not None:
+        table = summary["rule_totals"]
+        return table.get("top") or [], table.get("others") or {}
+    table = summary.get("rules") or {}
+    derived = {}
+    for row in table.get("top") or []:
+        total = derived.setdefault(
+            (row["rule"], row["priority"]), {"rule": row["rule"], "priority": row["priority"], "count": 0, "host_count": 0}
+        )
+        total["count"] += row["count"]
+        total["host_count"] += 1
+    return list(derived.values()), table.get("others") or {}
 
 
 def _merge_fingerprint_row(target, key, row):

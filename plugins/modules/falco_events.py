@@ -294,6 +294,17 @@ by_host:
   returned: always
   type: dict
   sample: {top: [{host: web-01, count: 1323}], distinct: 1, others: {entries: 0, events: 0}}
+rule_totals:
+  description:
+    - Matched alerts per rule and priority over all hosts, most frequent first; C(host_count) is the number of
+      hosts with that rule and priority. Host/rule/priority rows dropped from a full table are counted in
+      C(others).
+  returned: always
+  type: dict
+  sample:
+    top: [{rule: Read sensitive file untrusted, priority: Warning, count: 120, host_count: 1}]
+    distinct: 3
+    others: {entries: 0, events: 0}
 rules:
   description: Matched alerts per host, rule and priority, most frequent first.
   returned: always

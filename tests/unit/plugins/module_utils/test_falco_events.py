@@ -476,6 +476,48 @@ def test_top_cut_accounts_for_everything_in_others():
         assert len(kept) + summary[table]["others"]["entries"] == summary[table]["distinct"]
 
 
+def two_host_rule_mix():
+    """web-01: 3 Warning shadow reads, 2 Error writes; web-02: 4 Warning shadow reads; pi-garage: 1 Error write."""
+    writes = [line(alert_031(hostname="web-01"))] * 2 + [line(alert_031())]
+    return [line(e) for e in hourly(3, host="web-01") + hourly(4, start_hour=5, host="web-02")] + writes
+
+
+def test_rule_totals_add_up_each_rules_host_rows():
+    summary = FalcoTriage(default_host="pi-garage").feed_lines(two_host_rule_mix()).summary()
+    assert summary["rule_totals"]["top"] == [
+        {"rule": "Read sensitive file untrusted", "priority": "Warning", "count": 7, "host_count": 2},
+        {"rule": "Write below binary dir", "priority": "Error", "count": 3, "host_count": 2},
+    ]
+    for total in summary["rule_totals"]["top"]:
+        rows = [row for row in summary["rules"]["top"]
+                if (row["rule"], row["priority"]) == (total["rule"], total["priority"])]
+        assert total["count"] == sum(row["count"] for row in rows)
+        assert total["host_count"] == len(rows)
+
+
+def test_rule_totals_count_evicted_rule_rows_in_others():
+    lines = [line(shadow_read("2026-11-27T00:00:00.000000000Z", host="h%d" % n, **{"proc.name": "p%d" % n}))
+             for n in range(40) for _repeat in range(n + 1)]
+    triage = FalcoTriage(max_rule_groups=10)
+    for start in range(0, len(lines), 50):
+        triage.feed_lines(lines[start:start + 50])
+    totals = triage.summary()["rule_totals"]
+    assert totals["others"]["events"] > 0
+    assert totals["top"][0]["count"] + totals["others"]["events"] == sum(range(1, 41))
+
+
+def test_rule_rows_are_every_host_rule_priority_row_most_frequent_first():
+    triage = FalcoTriage(default_host="pi-garage").feed_lines(two_host_rule_mix())
+    rows = triage.rule_rows()
+    assert [(row["host"], row["rule"], row["count"]) for row in rows] == [
+        ("web-02", "Read sensitive file untrusted", 4),
+        ("web-01", "Read sensitive file untrusted", 3),
+        ("web-01", "Write below binary dir", 2),
+        ("pi-garage", "Write below binary dir", 1),
+    ]
+    assert rows[:2] == triage.summary(top=2)["rules"]["top"]
+
+
 def test_fingerprint_table_stays_bounded_and_keeps_the_heavy_hitter():
     triage = FalcoTriage(max_fingerprints=20)
     heavy = line(shadow_read("2026-11-27T00:00:00.000000000Z"))
@@ -533,6 +575,32 @@ def test_merging_cut_summaries_keeps_totals_exact():
     table = merged["fingerprints"]
     assert sum(row["count"] for row in table["top"]) + table["others"]["events"] == merged["matched"]
     assert table["top"][0]["count"] == 5 * 10 and table["top"][0]["host_count"] == 5
+
+
+def test_merged_rule_totals_sum_the_summaries_totals_and_their_host_counts():
+    host_a = FalcoTriage(default_host="pi-garage").feed_lines(two_host_rule_mix()).summary()
+    host_b = FalcoTriage().feed_lines([line(e) for e in hourly(2, host="db-01")]).summary()
+    merged = merge_summaries([host_a, host_b])
+    assert merged["rule_totals"]["top"] == [
+        {"rule": "Read sensitive file untrusted", "priority": "Warning", "count": 9, "host_count": 3},
+        {"rule": "Write below binary dir", "priority": "Error", "count": 3, "host_count": 2},
+    ]
+    # The same host in two summaries is counted twice: host_count is an upper bound.
+    twice = merge_summaries([host_b, host_b])
+    assert twice["rule_totals"]["top"][0]["host_count"] == 2
+
+
+def test_merged_rule_totals_are_derived_from_rules_rows_of_older_summaries():
+    saved = FalcoTriage(default_host="pi-garage").feed_lines(two_host_rule_mix()).summary(top=3)
+    older = dict(saved)
+    del older["rule_totals"]
+    merged = merge_summaries([older], top=1)
+    assert merged["rule_totals"]["top"] == [
+        {"rule": "Read sensitive file untrusted", "priority": "Warning", "count": 7, "host_count": 2},
+    ]
+    # The write on pi-garage was cut from the saved rules table: it is in others, as is the total cut here.
+    assert merged["rule_totals"]["others"] == {"entries": 2, "events": 3}
+    assert merged["rule_totals"]["top"][0]["count"] + merged["rule_totals"]["others"]["events"] == merged["matched"]
 
 
 def test_merge_of_parallel_partials_equals_one_pass():

@@ -13,6 +13,7 @@ from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_event
     store_files,
     triage_directory,
     triage_file,
+    triage_store,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -78,6 +79,43 @@ def test_each_host_summary_equals_a_run_on_that_hosts_own_file(tmp_path):
     by_host = dict((row["host"], row["count"]) for row in alone["by_host"]["top"])
     # 0.31 alerts are filed under the file's host, newer ones keep their own hostname.
     assert by_host == {"pi-garage": 30, "pi": 5}
+
+
+def test_triage_store_is_one_fleet_wide_triage_over_every_hosts_files(tmp_path):
+    # pi-garage: a compressed rotation and the live file; web-01: a numeric rotation and the live file.
+    write(tmp_path / "pi-garage.jsonl.2.gz", [legacy_alert(m) for m in range(10)], compress=True)
+    write(tmp_path / "pi-garage.jsonl", [legacy_alert(m) for m in range(10, 15)] + ["Falco banner, not JSON"])
+    write(tmp_path / "web-01.jsonl.1", [current_alert(m, "web-01") for m in range(3)])
+    write(tmp_path / "web-01.jsonl", [legacy_alert(m) for m in range(2)])
+    write(tmp_path / "notes.txt", [legacy_alert(m) for m in range(50)])
+    read = []
+    fleet = triage_store(str(tmp_path), on_file=lambda path, size: read.append((os.path.basename(path), size)),
+                         default_host="ignored")
+    assert read == [(name, os.path.getsize(str(tmp_path / name)))
+                    for name in ("pi-garage.jsonl.2.gz", "pi-garage.jsonl", "web-01.jsonl.1", "web-01.jsonl")]
+    summary = fleet.summary()
+    assert summary["matched"] == 20 and summary["skipped_lines"]["not_json"] == 1
+    # Alerts without a hostname belong to their file's host; the store's file names, not --host, decide.
+    assert dict((row["host"], row["count"]) for row in summary["by_host"]["top"]) == {"pi-garage": 15, "web-01": 5}
+    assert summary["rule_totals"]["top"] == [
+        {"rule": "Read sensitive file untrusted", "priority": "Warning", "count": 17, "host_count": 2},
+        {"rule": "Read sensitive file untrusted", "priority": "Error", "count": 3, "host_count": 1},
+    ]
+    # The same alerts as the per-host summaries of triage_directory, merged.
+    per_host = triage_directory(str(tmp_path))["per_host"]
+    merged = merge_summaries(per_host.values())
+    for table in ("by_host", "rule_totals", "rules"):
+        assert summary[table] == merged[table]
+
+
+def test_triage_store_filters_and_refuses_like_triage_directory(tmp_path):
+    write(tmp_path / "a.jsonl", [legacy_alert(m) for m in range(10)])
+    write(tmp_path / "b.jsonl", [current_alert(m, "b") for m in range(10)])
+    assert triage_store(str(tmp_path), min_priority="error").matched == 10
+    with pytest.raises(FalcoTriageError, match="^path: "):
+        triage_store(str(tmp_path / "nope"))
+    with pytest.raises(FalcoTriageError, match="^since: "):
+        triage_store(str(tmp_path), since="last week")
 
 
 def test_hosts_limit_the_files_read_and_name_the_missing_ones(tmp_path):
