@@ -9,7 +9,11 @@ import hashlib
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.filter.core import get_encrypted_password
+
+try:
+    import bcrypt
+except ImportError:
+    bcrypt = None
 
 DOCUMENTATION = r"""
 name: web_config
@@ -20,6 +24,10 @@ description:
     users into bcrypt hashes with a salt derived from O(salt_seed) (the host name), so a re-run renders the same hash
     and reports no change; the clear-text password never reaches the host.
   - Empty O(_input) and O(tls=false) give an empty dict (no web configuration needed).
+  - Hashing needs the Python library bcrypt on the controller (C(pip install bcrypt)); bcrypt reads at most 72
+    bytes of a password, so a longer one is refused rather than cut short.
+requirements:
+  - bcrypt (Python library, on the controller)
 options:
   _input:
     description: User name to clear-text password.
@@ -58,6 +66,10 @@ _value:
 """
 
 
+# bcrypt's own limit: it reads no more of a password than this.
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+
 def bcrypt_salt(seed):
     """22 characters of bcrypt's alphabet from the seed, the last one leaving the padding bits clear."""
     return hashlib.sha256(to_text(seed).encode("utf-8")).hexdigest()[:21] + "e"
@@ -73,12 +85,21 @@ def web_config(users, salt_seed, tls=False, cert_file="", key_file=""):
             raise AnsibleFilterError("web_config: tls=true needs cert_file and key_file")
         config["tls_server_config"] = {"cert_file": to_text(cert_file), "key_file": to_text(key_file)}
     if users:
-        salt = bcrypt_salt(salt_seed)
+        if bcrypt is None:
+            raise AnsibleFilterError("web_config: hashing the basic auth passwords needs the Python library bcrypt on "
+                                     "the controller: pip install bcrypt")
+        # $2b$, cost 12: the format and cost Prometheus's exporter-toolkit documents, and the hashes earlier
+        # releases rendered (through passlib), so a converged host sees no change.
+        salt = ("$2b$12$" + bcrypt_salt(salt_seed)).encode("ascii")
         hashed = {}
         for name, password in users.items():
             if not password:
                 raise AnsibleFilterError("web_config: user %r has an empty password" % (to_text(name),))
-            hashed[to_text(name)] = get_encrypted_password(to_text(password), "bcrypt", salt=salt)
+            secret = to_text(password).encode("utf-8")
+            if len(secret) > BCRYPT_MAX_PASSWORD_BYTES:
+                raise AnsibleFilterError("web_config: the password of user %r is %d bytes long; bcrypt reads at most %d: "
+                                         "use a shorter one" % (to_text(name), len(secret), BCRYPT_MAX_PASSWORD_BYTES))
+            hashed[to_text(name)] = to_text(bcrypt.hashpw(secret, salt))
         config["basic_auth_users"] = hashed
     return config
 

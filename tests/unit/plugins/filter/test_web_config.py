@@ -27,6 +27,21 @@ def test_the_salt_is_the_one_node_exporter_used_before_so_upgrades_change_nothin
     assert digest[7:29] == "97f959bd57401358f8d10e"
 
 
+def test_the_hash_is_the_one_earlier_releases_rendered_so_a_converged_host_sees_no_change():
+    # Rendered by the filter when it hashed through ansible's password_hash (passlib 1.7.4, bcrypt 3.2.2).
+    config = web_config({"prometheus": "s3cret-pw", "u": "pw"}, salt_seed="ne-package")
+    assert config["basic_auth_users"] == {
+        "prometheus": "$2b$12$97f959bd57401358f8d10ek/vtQZRP3vl4cfK9JRjoK4oitj6BnAu",
+        "u": "$2b$12$97f959bd57401358f8d10ez7XKrjCAE/8aGziMgUioqHPHPWt75l2",
+    }
+
+
+def test_a_password_longer_than_bcrypt_reads_is_refused_with_the_user_named():
+    assert web_config({"u": "p" * 72}, salt_seed="h")["basic_auth_users"]["u"].startswith("$2b$12$")
+    with pytest.raises(AnsibleFilterError, match=r"'long'.*73 bytes.*at most 72"):
+        web_config({"long": "p" * 73}, salt_seed="h")
+
+
 def test_tls_adds_the_server_files_and_nothing_without_users():
     assert web_config({}, salt_seed="h", tls=True, cert_file="/etc/x/web.crt", key_file="/etc/x/web.key") == {
         "tls_server_config": {"cert_file": "/etc/x/web.crt", "key_file": "/etc/x/web.key"}}
