@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import lab_transport
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PACKAGE = SHARED / "packages" / "falco_0.44.1_amd64.deb"
@@ -26,8 +28,7 @@ RULES = SHARED / "upstream" / "falco"
 INVENTORY = """\
 all:
   vars:
-    ansible_connection: containers.podman.podman
-    ansible_python_interpreter: /usr/bin/python3
+{connection}    ansible_python_interpreter: /usr/bin/python3
     falco_version: "0.44.1"
     falco_install_method: package
     falco_package_src: "{package}"
@@ -87,6 +88,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and of the re-run (median)")
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
+    lab_transport.add_argument(parser)
     args = parser.parse_args()
     for needed in (PACKAGE, RULES):
         if not needed.exists():
@@ -94,7 +96,8 @@ def main():
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp, "hosts.yml")
-        inventory.write_text(INVENTORY.replace("{package}", str(PACKAGE)).replace("{rules}", str(RULES)))
+        inventory.write_text(INVENTORY.replace("{package}", str(PACKAGE)).replace("{rules}", str(RULES)).replace(
+            "{connection}", lab_transport.inventory_lines(args.transport, Path(tmp, "ssh"))))
         floor_play = Path(tmp, "floor.yml")
         floor_play.write_text(FLOOR_PLAY)
         fleet = [sys.executable, str(ROOT / "lab" / "fleet.py")]
@@ -116,8 +119,8 @@ def main():
             if not args.keep:
                 subprocess.run(fleet + ["down", str(inventory)], check=False)
     floor_s, rerun_s = statistics.median(floor), statistics.median(reruns)
-    print("falco role on 2 hosts, the real Falco 0.44.1 package, modern eBPF (median of %d re-runs, one converge)"
-          % args.repeat)
+    print("falco role on 2 hosts over %s, the real Falco 0.44.1 package, modern eBPF (median of %d re-runs, one converge)"
+          % (args.transport, args.repeat))
     print("  floor (one-task play)  %6.2f s" % floor_s)
     print("  converge (first run)   %6.2f s  %5.2fx floor" % (converge, converge / floor_s))
     print("  re-run (no change)     %6.2f s  %5.2fx floor  (goal <= 2.5x)" % (rerun_s, rerun_s / floor_s))

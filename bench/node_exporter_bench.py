@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import lab_transport
+
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = """\
 all:
   vars:
-    ansible_connection: containers.podman.podman
-    ansible_python_interpreter: /usr/bin/python3
+{connection}    ansible_python_interpreter: /usr/bin/python3
     lab_preload_images: [localhost/fleetwatch-test/node-exporter:debian12]
     node_exporter_container_image: localhost/fleetwatch-test/node-exporter
     node_exporter_container_tag: debian12
@@ -58,11 +59,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and of the re-run (median)")
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
+    lab_transport.add_argument(parser)
     args = parser.parse_args()
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp, "hosts.yml")
-        inventory.write_text(INVENTORY)
+        inventory.write_text(INVENTORY.replace("{connection}", lab_transport.inventory_lines(args.transport, Path(tmp, "ssh"))))
         floor_play = Path(tmp, "floor.yml")
         floor_play.write_text(FLOOR_PLAY)
         fleet = [sys.executable, str(ROOT / "lab" / "fleet.py")]
@@ -83,7 +85,7 @@ def main():
             if not args.keep:
                 subprocess.run(fleet + ["down", str(inventory)], check=False)
     floor_s, rerun_s = statistics.median(floor), statistics.median(reruns)
-    print("node_exporter role on 2 hosts (median of %d)" % args.repeat)
+    print("node_exporter role on 2 hosts, over %s (median of %d)" % (args.transport, args.repeat))
     print("  floor (one-task play)  %6.2f s" % floor_s)
     print("  converge (first run)   %6.2f s  %5.2fx floor" % (converge, converge / floor_s))
     print("  re-run (no change)     %6.2f s  %5.2fx floor  (goal <= 2.5x)" % (rerun_s, rerun_s / floor_s))

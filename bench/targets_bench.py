@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+import lab_transport
+
 ROOT = Path(__file__).resolve().parent.parent
 MONITOR = "bench-targets-monitor"
 CLOUDS = ["aws", "gcp", "azure", "onprem", "hetzner"]
@@ -66,13 +68,12 @@ def expected(hosts):
     return jobs
 
 
-def write_inventory(path, size):
+def write_inventory(path, size, connection):
     hosts = {"fleet-%05d" % i: fleet_host(i) for i in range(size)}
     inventory = {"all": {
         "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
         "children": {
-            "monitoring": {"hosts": {MONITOR: {"ansible_connection": "containers.podman.podman", "cloud": "onprem",
-                                               "lab_kind": "systemd"}},
+            "monitoring": {"hosts": {MONITOR: dict(connection, cloud="onprem", lab_kind="systemd")},
                            "vars": {"prometheus_node_exporter_groups": ["monitoring", "falco"],
                                     "prometheus_target_label_vars": ["cloud", "site"],
                                     "prometheus_target_address_var": "ansible_host",
@@ -109,6 +110,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="leave the monitoring container running")
     parser.add_argument("--profile", action="store_true",
                         help="print the recap and the slowest tasks of each timed run (profile_tasks)")
+    lab_transport.add_argument(parser)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1")
@@ -118,7 +120,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         monitor_only = Path(tmp, "monitor.yml")
-        write_inventory(monitor_only, 0)
+        connection = lab_transport.connection_vars(args.transport, Path(tmp, "ssh"))
+        write_inventory(monitor_only, 0, connection)
         floor_play = Path(tmp, "floor.yml")
         floor_play.write_text(FLOOR_PLAY)
         subprocess.run(fleet + ["down", str(monitor_only)], check=True)
@@ -129,7 +132,7 @@ def main():
             run(["ansible-playbook", "-i", str(monitor_only)] + playbook[:3] + playbook[5:], env)
             for size in sizes:
                 inventory = Path(tmp, "fleet-%d.yml" % size)
-                hosts = write_inventory(inventory, size)
+                hosts = write_inventory(inventory, size, connection)
                 label = "%d hosts, %%s" % size if args.profile else None
                 floor = run(["ansible-playbook", "-i", str(inventory), str(floor_play)], env,
                             label and label % "floor")
@@ -146,7 +149,7 @@ def main():
         finally:
             if not args.keep:
                 subprocess.run(fleet + ["down", str(monitor_only)], check=False)
-    print("\nTarget generation through playbooks/monitoring.yml (--tags prometheus_configure)")
+    print("\nTarget generation through playbooks/monitoring.yml (--tags prometheus_configure), over %s" % args.transport)
     print("  hosts   floor s   targets s   floor s/1k   targets s/1k   ratio   re-run s   re-run ratio")
     for size, floor, targets, rerun in results:
         row = (size, floor, targets, floor / size * 1000, targets / size * 1000, targets / floor, rerun, rerun / floor)

@@ -59,6 +59,29 @@ def changes(report, host):
     return found
 
 
+def reached_over_ssh(host):
+    """How the scenario's own inventory reaches HOST: (user, SSH_CONNECTION) as seen by a command run through it
+    without become (sudo would clear SSH_CONNECTION). A host reached through podman shows root and no
+    SSH_CONNECTION."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    cmd = ["ansible", "-i", inventory, host, "-e", "ansible_become=false", "-m", "ansible.builtin.shell",
+           "-a", 'echo "$(id -un) ${SSH_CONNECTION:-none}"', "-o"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    user, connection = proc.stdout.rsplit("(stdout)", 1)[1].split(None, 1)
+    return user, connection.strip()
+
+
+def assert_reached_over_ssh(host, testinfra_host):
+    """The scenario's playbooks reach HOST over SSH as the sudo user ansible with the scenario's key: the connection
+    says so, and the host's own sshd logged the key login (read through podman, not through SSH)."""
+    user, connection = reached_over_ssh(host)
+    assert user == "ansible" and connection != "none", (user, connection)
+    log = testinfra_host.run("journalctl -u ssh.service -o cat --no-pager").stdout
+    assert "Accepted publickey for ansible from" in log, log[-2000:]
+
+
 def wait_for(check, timeout=120, interval=2):
     """Call check() until it returns something truthy; return it, or the last value after the timeout."""
     deadline = time.monotonic() + timeout

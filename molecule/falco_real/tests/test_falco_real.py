@@ -21,7 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
 import promlab  # noqa: E402  (a real Prometheus on loopback; here it scrapes the real Falcos)
-from labtest import run_playbook, wait_for  # noqa: E402
+from labtest import assert_reached_over_ssh, run_playbook, wait_for  # noqa: E402
 
 HOSTS = ["fr-package", "fr-repo"]
 UNIT = "falco-modern-bpf.service"
@@ -383,3 +383,8 @@ def test_the_tuning_loop_triage_proposes_exceptions_that_silence_only_the_noise(
     finally:
         rc, output, _recap = run_playbook("converge.yml", "--limit", name)
         assert rc == 0, output
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_the_playbooks_reach_the_hosts_over_ssh(name):
+    assert_reached_over_ssh(name, host(name))

@@ -16,7 +16,7 @@ import testinfra
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook, wait_for  # noqa: E402
+from labtest import assert_reached_over_ssh, run_playbook, wait_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES = REPO_ROOT / "roles" / "prometheus" / "files" / "falco-alerts.yml"
@@ -319,3 +319,8 @@ def test_data_survives_a_restart():
     storage = MON.file("/var/lib/prometheus/metrics2")
     assert storage.user == "prometheus"
     assert storage.mode == 0o750
+
+
+@pytest.mark.parametrize("name", ["mon-prom", "mon-fleet-a"])
+def test_the_playbooks_reach_the_hosts_over_ssh(name):
+    assert_reached_over_ssh(name, testinfra.get_host("podman://" + name))

@@ -9,7 +9,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import assert_reached_over_ssh, run_playbook  # noqa: E402
 
 CLIENT = testinfra.get_host("podman://client")
 SECRET = os.environ.get("FLEETWATCH_LAB_SECRET", "lab-only-secret")
@@ -119,3 +119,8 @@ def test_basic_auth_without_tls_is_refused():
     assert rc != 0
     assert "node_exporter_basic_auth_users needs node_exporter_tls_enabled" in output
     assert recap["ne-podman"]["changed"] == 0
+
+
+@pytest.mark.parametrize("name", ["ne-package", "ne-podman", "client"])
+def test_the_playbooks_reach_the_hosts_over_ssh(name):
+    assert_reached_over_ssh(name, testinfra.get_host("podman://" + name))
