@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from localplay import render_role_vars
+from rendered_alert_rules import alert_rules
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
@@ -34,7 +35,6 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 AMTOOL = "/usr/bin/amtool"
 RECORDED_EVENTS = REPO.parent / "shared" / "upstream" / "recorded" / "falco-0.44.1_tutorial-events.jsonl"
 TEMPLATE = REPO / "roles" / "alertmanager" / "templates" / "fleetwatch.tmpl.j2"
-FALCO_RULES = REPO / "roles" / "prometheus" / "files" / "falco-alerts.yml"
 # What a FalcoCriticalEvent alert of the Prometheus rules carries (labels of its "by" clause, numeric priority).
 PROMETHEUS_RULE_ALERT = {"labels": {"alertname": "FalcoCriticalEvent", "severity": "critical", "host": "fleet-a",
                                     "cloud": "aws", "rule_name": "Launch Privileged Container", "priority": "2"},
@@ -276,18 +276,16 @@ def _by_labels(expr):
 
 def test_prometheus_falco_rules_name_host_rule_and_priority_in_their_annotations():
     """Where an alert of roles/prometheus keeps host, rule_name/rule or priority, its annotations show them."""
-    groups = yaml.safe_load(FALCO_RULES.read_text())["groups"]
     checked = 0
-    for group in groups:
-        for rule in group["rules"]:
-            by = _by_labels(rule["expr"])
-            kept = by if by else ({"host"} if "up{" in rule["expr"] and "absent" not in rule["expr"] else set())
-            text = rule["annotations"]["summary"] + rule["annotations"]["description"]
-            for label in kept & {"host", "rule_name", "rule", "priority"}:
-                # An aggregation keeps only the labels of its outermost "by"; count() by (rule_name) drops host.
-                outer = re.findall(r"^\s*\w+\s+by\s*\(([^)]*)\)", rule["expr"])
-                if outer and label not in outer[0]:
-                    continue
-                assert "$labels.%s" % label in text, "%s: %s not in its annotations" % (rule["alert"], label)
-                checked += 1
+    for rule in alert_rules():
+        by = _by_labels(rule["expr"])
+        kept = by if by else ({"host"} if "up{" in rule["expr"] and "absent" not in rule["expr"] else set())
+        text = rule["annotations"]["summary"] + rule["annotations"]["description"]
+        for label in kept & {"host", "rule_name", "rule", "priority"}:
+            # An aggregation keeps only the labels of its outermost "by"; count() by (rule_name) drops host.
+            outer = re.findall(r"^\s*\w+\s+by\s*\(([^)]*)\)", rule["expr"])
+            if outer and label not in outer[0]:
+                continue
+            assert "$labels.%s" % label in text, "%s: %s not in its annotations" % (rule["alert"], label)
+            checked += 1
     assert checked >= 10
