@@ -5,12 +5,13 @@ import json
 import re
 import shutil
 import subprocess
+import textwrap
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import yaml
 
-from localplay import ansible_playbook
+from localplay import ansible_playbook, render_role_vars
 from rendered_alert_rules import (REPO_ROOT, TEMPLATE, TEST_DASHBOARD_URL, TEST_RUNBOOK_URL, alert_rules,
                                   render_alert_rules)
 
@@ -168,3 +169,29 @@ def test_the_roles_lookup_renders_what_the_tests_test(tmp_path):
                                                            "prometheus_alert_dashboard_url": TEST_DASHBOARD_URL})
     assert rc == 0, output
     assert yaml.safe_load(out.read_text()) == yaml.safe_load(render_alert_rules())
+
+
+MONITORING_INVENTORY = textwrap.dedent("""\
+    all:
+      vars:
+        ansible_connection: local
+      children:
+        monitoring:
+          hosts:
+            mon-1:
+            mon-2:
+    """)
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not on PATH (activate the venv)")
+@pytest.mark.parametrize("settings, expected", [
+    ({}, "http://mon-1:3000/d/fleetwatch-falco-fleet"),
+    ({"fleetwatch_tls_enabled": "true", "grafana_http_port": 3443}, "https://mon-1:3443/d/fleetwatch-falco-fleet"),
+    ({"fleetwatch_tls_enabled": "true", "grafana_tls_enabled": "false"}, "http://mon-1:3000/d/fleetwatch-falco-fleet"),
+    ({"fleetwatch_monitoring_group": "absent"}, "http://mon-2:3000/d/fleetwatch-falco-fleet"),
+], ids=["plain", "tls-and-port", "grafana-tls-off", "no-such-group"])
+def test_the_default_dashboard_url_is_grafana_on_the_first_monitoring_host(tmp_path, settings, expected):
+    # Rendered for mon-2: every Prometheus of the group links the same Grafana, so their alerts stay identical.
+    rendered = render_role_vars(tmp_path, "prometheus", {"url": "prometheus_alert_dashboard_url"}, settings,
+                                inventory=MONITORING_INVENTORY, host="mon-2")
+    assert rendered["url"] == expected
