@@ -8,6 +8,7 @@ tests/fixtures/alertmanager/fixture_falcosidekick_alerts.py, built from the reco
 also rendered with `amtool template render` from the same data. No mail is sent (no SMTP server here).
 """
 
+import html
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from localplay import render_role_vars
+from rendered_alert_rules import alert_rules
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
@@ -34,12 +36,20 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 AMTOOL = "/usr/bin/amtool"
 RECORDED_EVENTS = REPO.parent / "shared" / "upstream" / "recorded" / "falco-0.44.1_tutorial-events.jsonl"
 TEMPLATE = REPO / "roles" / "alertmanager" / "templates" / "fleetwatch.tmpl.j2"
-FALCO_RULES = REPO / "roles" / "prometheus" / "files" / "falco-alerts.yml"
 # What a FalcoCriticalEvent alert of the Prometheus rules carries (labels of its "by" clause, numeric priority).
+# Its runbook and dashboard links are what the rule gives with prometheus_alert_runbook_url and
+# prometheus_alert_dashboard_url set as in tests/promtool (the Grafana parameter carries two values, so "&" is in it).
+RUNBOOK_URL = "https://runbooks.test/runbooks.md#falcocriticalevent"
+DASHBOARD_URL = "https://grafana.test/d/fleetwatch-falco-fleet?var-host=fleet-a&var-cloud=aws"
 PROMETHEUS_RULE_ALERT = {"labels": {"alertname": "FalcoCriticalEvent", "severity": "critical", "host": "fleet-a",
                                     "cloud": "aws", "rule_name": "Launch Privileged Container", "priority": "2"},
                          "annotations": {"summary": "Falco rule 'Launch Privileged Container' (priority 2) matched on fleet-a",
-                                         "description": "Falco on fleet-a reported an event at critical priority."}}
+                                         "description": "Falco on fleet-a reported an event at critical priority.",
+                                         "runbook_url": RUNBOOK_URL, "dashboard_url": DASHBOARD_URL}}
+# falcosidekick's alerts carry no links (tests/fixtures/alertmanager: description is the event's output line).
+FALCOSIDEKICK_ALERT = {"labels": {"alertname": "FalcoEvent", "rule": "Terminal shell in container",
+                                  "priority": "Notice", "hostname": "fleet-b", "source": "falco"},
+                       "annotations": {"description": "A shell was spawned in a container (user=root)"}}
 
 
 def free_port():
@@ -211,6 +221,7 @@ def test_alertmanager_delivers_host_rule_priority_and_output(rendered):
             for field in expected_fields(event):
                 assert field in text
         assert "Host: fleet-a" in text and "Rule: Launch Privileged Container" in text and "Priority: critical" in text
+        assert "Runbook: %s" % RUNBOOK_URL in text and "Dashboard: %s" % DASHBOARD_URL in text
         body = next(b for p, b in collector.posts if p == "/slack")
         assert body["channel"] == "#falco"
     finally:
@@ -270,24 +281,52 @@ def test_subject_names_the_host_and_rule_of_a_single_event(rendered):
     assert proc.stdout.strip() == "[FIRING:1] FalcoEvent on %s: %s" % (events[0]["hostname"], events[0]["rule"])
 
 
+def render_template(workdir, name, alerts):
+    """One of the notification templates for these alerts, as amtool renders it (HTML: the text in its <pre>)."""
+    data = workdir / ("data-%s-%d.json" % (name, len(alerts)))
+    data.write_text(json.dumps(template_data(alerts)))
+    kind = "html" if name.endswith("html") else "text"
+    templates = workdir / "etc" / "templates" / "*.tmpl"
+    proc = subprocess.run([AMTOOL, "template", "render", "--template.glob=%s" % templates,
+                           "--template.text={{ template \"%s\" . }}" % name, "--template.type=%s" % kind,
+                           "--template.data=%s" % data], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    if kind == "text":
+        return proc.stdout
+    assert "<pre>" in proc.stdout, proc.stdout
+    return html.unescape(re.sub(r"</?(html|body|pre)>", "", proc.stdout))
+
+
+@pytest.mark.parametrize("name", ["fleetwatch.email.text", "fleetwatch.email.html", "fleetwatch.slack.text"])
+def test_runbook_and_dashboard_links_show_where_the_alert_has_them(rendered, name):
+    text = render_template(rendered[0], name, [PROMETHEUS_RULE_ALERT, FALCOSIDEKICK_ALERT])
+    # One block per alert, each from its [FIRING] line.
+    blocks = {block.split("\n", 1)[0].split()[1]: block.splitlines()
+              for block in re.split(r"^(?=\[FIRING\])", text, flags=re.M) if block.startswith("[FIRING]")}
+    assert set(blocks) == {"FalcoCriticalEvent", "FalcoEvent"}, text
+    assert "Runbook: %s" % RUNBOOK_URL in blocks["FalcoCriticalEvent"], text
+    assert "Dashboard: %s" % DASHBOARD_URL in blocks["FalcoCriticalEvent"], text
+    # falcosidekick's alert has no links, so no empty link lines either.
+    assert "Host: fleet-b" in blocks["FalcoEvent"], text
+    assert not [line for line in blocks["FalcoEvent"] if line.startswith(("Runbook:", "Dashboard:"))], text
+
+
 def _by_labels(expr):
     return {label.strip() for group in re.findall(r"\bby\s*\(([^)]*)\)", expr) for label in group.split(",")}
 
 
 def test_prometheus_falco_rules_name_host_rule_and_priority_in_their_annotations():
     """Where an alert of roles/prometheus keeps host, rule_name/rule or priority, its annotations show them."""
-    groups = yaml.safe_load(FALCO_RULES.read_text())["groups"]
     checked = 0
-    for group in groups:
-        for rule in group["rules"]:
-            by = _by_labels(rule["expr"])
-            kept = by if by else ({"host"} if "up{" in rule["expr"] and "absent" not in rule["expr"] else set())
-            text = rule["annotations"]["summary"] + rule["annotations"]["description"]
-            for label in kept & {"host", "rule_name", "rule", "priority"}:
-                # An aggregation keeps only the labels of its outermost "by"; count() by (rule_name) drops host.
-                outer = re.findall(r"^\s*\w+\s+by\s*\(([^)]*)\)", rule["expr"])
-                if outer and label not in outer[0]:
-                    continue
-                assert "$labels.%s" % label in text, "%s: %s not in its annotations" % (rule["alert"], label)
-                checked += 1
+    for rule in alert_rules():
+        by = _by_labels(rule["expr"])
+        kept = by if by else ({"host"} if "up{" in rule["expr"] and "absent" not in rule["expr"] else set())
+        text = rule["annotations"]["summary"] + rule["annotations"]["description"]
+        for label in kept & {"host", "rule_name", "rule", "priority"}:
+            # An aggregation keeps only the labels of its outermost "by"; count() by (rule_name) drops host.
+            outer = re.findall(r"^\s*\w+\s+by\s*\(([^)]*)\)", rule["expr"])
+            if outer and label not in outer[0]:
+                continue
+            assert "$labels.%s" % label in text, "%s: %s not in its annotations" % (rule["alert"], label)
+            checked += 1
     assert checked >= 10

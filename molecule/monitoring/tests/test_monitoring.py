@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jinja2
 import pytest
 import testinfra
 import yaml
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from labtest import assert_reached_over_ssh, run_playbook, wait_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-RULES = REPO_ROOT / "roles" / "prometheus" / "files" / "falco-alerts.yml"
+RULES_TEMPLATE = REPO_ROOT / "roles" / "prometheus" / "templates" / "falco-alerts.yml.j2"
 MON = testinfra.get_host("podman://mon-prom")
 FIXTURE_FILE = "/usr/local/lib/fleetwatch-fixture/falco-0.44.1_metrics.txt"
 HAS_FALCO_FIXTURE = testinfra.get_host("podman://mon-fleet-a").file(FIXTURE_FILE).exists
@@ -134,7 +135,18 @@ def test_falco_series_carry_the_inventory_host_name():
 
 SELECTOR = re.compile(r'(?<![\w"])(falcosecurity_\w+|falco_events|up)(?![\w(])\s*(\{[^}]*\})?')
 COMPARISON_TAIL = re.compile(r"^(?P<data>.*\S)\s*(>=|<=|==|!=|>|<)\s*[0-9.]+\s*$", re.S)
-ALERT_RULES = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def shipped_alert_rules():
+    """The shipped rules, rendered as the role renders them (variables in [[ ]]; the link URLs do not matter here)."""
+    template = jinja2.Environment(variable_start_string="[[", variable_end_string="]]").from_string(
+        RULES_TEMPLATE.read_text())
+    text = template.render(prometheus_alert_runbook_url="https://runbooks.test/runbooks.md",
+                           prometheus_alert_dashboard_url="https://grafana.test/d/fleetwatch-falco-fleet")
+    return [rule for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
+
+
+ALERT_RULES = shipped_alert_rules()
 
 
 def test_prometheus_loaded_every_shipped_rule_without_error():
