@@ -112,7 +112,8 @@ def test_every_alert_links_its_runbook_section():
     sections = runbook_sections()
     for rule in alert_rules():
         url = rule["annotations"].get("runbook_url", "")
-        base, _, anchor = url.partition("#")
+        base, separator, anchor = url.partition("#")
+        assert separator, (rule["alert"], url)
         assert base == TEST_RUNBOOK_URL, (rule["alert"], url)
         assert anchor == rule["alert"].lower(), (rule["alert"], url)
         assert anchor in sections, "%s has no section '## %s' in docs/runbooks.md" % (rule["alert"], rule["alert"])
