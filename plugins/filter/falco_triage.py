@@ -44,6 +44,13 @@ options:
     type: list
     elements: str
     default: []
+  dashboard_url:
+    description:
+      - URL of the Falco fleet dashboard (uid C(fleetwatch-falco-fleet)) as people open it. The Markdown report links
+        each rule name to it filtered on that rule (C(?var-rule=)) and on the row's hosts (C(&var-host=)).
+      - Empty, the default, leaves rule names as plain text.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -66,7 +73,7 @@ _value:
 
 
 def falco_triage_report(summaries_by_host, top=20, min_count=10, min_span=3600, max_priority="warning",
-                        unreported_hosts=()):
+                        unreported_hosts=(), dashboard_url=""):
     if not isinstance(summaries_by_host, dict):
         raise AnsibleFilterError("falco_triage_report expects a dict of host name to falco_events summary")
     try:
@@ -78,7 +85,7 @@ def falco_triage_report(summaries_by_host, top=20, min_count=10, min_span=3600, 
         raise AnsibleFilterError("falco_triage_report: %s" % error)
     return {
         "summary": merged,
-        "markdown": report_markdown(merged, per_host, suggestion, sorted(unreported_hosts)),
+        "markdown": report_markdown(merged, per_host, suggestion, sorted(unreported_hosts), dashboard_url or ""),
         "csv": rules_csv(merged),
         "exceptions": suggestion["exceptions"],
         "exceptions_yaml": falco_events.exceptions_to_yaml(suggestion["exceptions"], suggestion["evidence"]),

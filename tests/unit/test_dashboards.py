@@ -107,6 +107,25 @@ def test_host_variable_lists_inventory_hosts_filtered_by_cloud(dashboard):
     assert re.search(r'label_values\(\w+\{cloud=~"\$cloud"\}, host\)', host["definition"]), host["definition"]
 
 
+def test_rule_variable_lists_every_matched_rule_and_offers_all():
+    """The triage report links each rule to the fleet dashboard with ?var-rule=<rule>: the variable must exist."""
+    fleet = load(DASHBOARD_DIR / "falco-fleet.json")
+    rule = next(v for v in fleet["templating"]["list"] if v["name"] == "rule")
+    assert rule["definition"] == "label_values(falcosecurity_falco_rules_matches_total, rule_name)"
+    assert rule["multi"] and rule["includeAll"] and rule["allValue"] == ".*"
+    assert rule["refresh"] == 2, "the rule list follows the time range"
+
+
+def test_every_rule_match_query_filters_on_the_rule_variable():
+    fleet = load(DASHBOARD_DIR / "falco-fleet.json")
+    counted = 0
+    for panel, target in dashboard_queries(fleet):
+        for selector in re.findall(r"\bfalcosecurity_falco_rules_matches_total\{[^}]*\}", target["expr"]):
+            assert 'rule_name=~"$rule"' in selector, "%s: %s" % (panel["title"], selector)
+            counted += 1
+    assert counted >= 5, "the per-rule, per-host-and-rule and total panels count rule matches"
+
+
 def test_every_series_is_filtered_by_host_or_aggregated_per_host(dashboard):
     for panel, target in dashboard_queries(dashboard):
         expr = target["expr"]

@@ -78,6 +78,9 @@ def selections(dashboard):
         cases.append(("two hosts", dict(everything, host=["fleet-a", "fleet-b"])))
     if variables["cloud"].get("multi"):
         cases.append(("one cloud", dict(everything, cloud=["onprem"])))
+    if "rule" in variables:
+        # The rule only fleet-b matches: its panels must then show fleet-b and that rule alone.
+        cases.append(("one rule", dict(everything, rule=["Write below binary dir"])))
     return cases
 
 
@@ -98,6 +101,10 @@ def test_panel_query_runs_and_returns_data(prometheus, dashboard_name, panel_tit
         assert result, "no data with %s: %s" % (case, expr)
         if case == "one host":
             assert {r["metric"]["host"] for r in result if "host" in r["metric"]} <= {"fleet-b"}, expr
+        if case == "one rule" and "$rule" in target["expr"]:
+            assert {r["metric"]["rule_name"] for r in result if "rule_name" in r["metric"]} <= {
+                "Write below binary dir"}, expr
+            assert {r["metric"]["host"] for r in result if "host" in r["metric"]} <= {"fleet-b"}, expr
 
 
 VARIABLE_CASES = [(name, v["name"], v) for name, d in DASHBOARDS.items() for v in d["templating"]["list"]]
@@ -105,11 +112,17 @@ VARIABLE_CASES = [(name, v["name"], v) for name, d in DASHBOARDS.items() for v i
 
 @pytest.mark.parametrize("dashboard_name,variable_name,variable", VARIABLE_CASES,
                          ids=["%s/%s" % c[:2] for c in VARIABLE_CASES])
-def test_variable_lists_the_fixture_hosts_and_clouds(prometheus, dashboard_name, variable_name, variable):
+def test_variable_lists_the_fixture_hosts_clouds_and_rules(prometheus, dashboard_name, variable_name, variable):
     values = {"cloud": ".*", "host": ".*"}
     expr = promlab.interpolate(promlab.label_values_query(variable["definition"]), values)
-    found = {r["metric"][variable_name] for r in prometheus.query(expr)}
-    expected = set(HOSTS) if variable_name == "host" else {labels["cloud"] for labels in HOSTS.values()}
+    label = variable["definition"].rsplit(",", 1)[-1].strip(" )")
+    found = {r["metric"][label] for r in prometheus.query(expr)}
+    expected = {
+        "host": set(HOSTS),
+        "cloud": {labels["cloud"] for labels in HOSTS.values()},
+        # fleet-a's recorded rule, and the one only fleet-b matches
+        "rule": {"Read sensitive file untrusted", "Write below binary dir"},
+    }[variable_name]
     assert found == expected
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +101,31 @@ def test_a_host_without_a_file_at_the_centre_is_named(reports, tmp_path):
         assert "(no report from: busy-host)" in (out / "report.md").read_text()
     finally:
         shutil.move(str(moved), str(store / "busy-host.jsonl"))
+
+
+def test_rules_link_to_grafana_on_the_first_monitoring_host_by_default(reports):
+    markdown = (reports["central"] / "report.md").read_text()
+    assert "[Read sensitive file untrusted](http://collector:3000/d/fleetwatch-falco-fleet?var-rule=" in markdown
+
+
+def test_the_monitoring_host_s_own_dashboard_url_is_the_one_linked(reports, tmp_path):
+    """prometheus_alert_dashboard_url set for the monitoring host (Grafana behind a proxy, say) is reused."""
+    inventory = yaml.safe_load((reports["central"].parent / "hosts.yml").read_text())
+    collector = inventory["all"]["children"]["monitoring"]["hosts"]["collector"]
+    collector["prometheus_alert_dashboard_url"] = "https://grafana.example/d/fleetwatch-falco-fleet"
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    run_triage(reports["central"].parent, tmp_path / "hosts.yml", tmp_path / "report",
+               "-e", "fleetwatch_triage_source=central")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "[Read sensitive file untrusted](https://grafana.example/d/fleetwatch-falco-fleet?var-rule=" in markdown
+
+
+def test_an_empty_dashboard_url_leaves_rule_names_plain(reports, tmp_path):
+    run_triage(reports["central"].parent, reports["central"].parent / "hosts.yml", tmp_path / "report",
+               "-e", "fleetwatch_triage_source=central", "-e", "fleetwatch_triage_dashboard_url=")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "](" not in markdown
+    assert "| Read sensitive file untrusted |" in markdown
+    # Only the links differ from the report with them.
+    linked = (reports["central"] / "report.md").read_text()
+    assert markdown == re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", linked)

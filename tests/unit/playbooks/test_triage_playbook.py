@@ -43,10 +43,13 @@ def report(tmp_path_factory):
         "legacy-host": {"ansible_connection": "local", "fleetwatch_triage_path": str(legacy)},
         "current-host": {"ansible_connection": "local", "fleetwatch_triage_path": str(current)},
         "gone-host": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1},
+    }}, "monitoring": {"hosts": {
+        # Grafana's scheme and port, as the prometheus role reads them on this host for the dashboard links.
+        "mon-1": {"ansible_connection": "local", "fleetwatch_tls_enabled": True, "grafana_http_port": 3300},
     }}}}}))
     out = work / "report"
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), str(REPO / "playbooks" / "triage.yml"),
          "-e", "fleetwatch_triage_source=file", "-e", "fleetwatch_triage_report_dir=%s" % out,
@@ -54,6 +57,13 @@ def report(tmp_path_factory):
         capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode in (0, 4), proc.stdout + proc.stderr  # 4: a host was unreachable, as intended
     return {"dir": out, "output": proc.stdout, "current": current}
+
+
+def custom_stats(output):
+    """The run-wide set_stats data the default callback prints (ANSIBLE_SHOW_CUSTOM_STATS), as AWX stores it."""
+    lines = [line for line in output.splitlines() if line.startswith("\tRUN: ")]
+    assert len(lines) == 1, output
+    return json.loads(lines[0][len("\tRUN: "):])
 
 
 def test_the_report_merges_both_hosts_and_names_the_missing_one(report):
@@ -88,3 +98,28 @@ def test_the_csv_has_one_row_per_host_rule_and_priority(report):
     rows = (report["dir"] / "report.csv").read_text().splitlines()
     assert rows[0] == "host,rule,priority,count"
     assert "legacy-host,Read sensitive file untrusted,Warning,90" in rows
+
+
+def test_each_rule_links_to_the_fleet_dashboard_on_grafana_filtered_on_rule_and_host(report):
+    markdown = (report["dir"] / "report.md").read_text()
+    dashboard = "https://mon-1:3300/d/fleetwatch-falco-fleet"
+    assert ("| [Read sensitive file untrusted](%s?var-rule=Read%%20sensitive%%20file%%20untrusted"
+            "&var-host=legacy-host) |" % dashboard) in markdown
+    rule_cells = [line.split(" | ")[3] for line in markdown.split("## Top rules on legacy-host", 1)[1]
+                  .split("##", 1)[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rule_cells and all(cell.startswith("[") and "](%s?var-rule=" % dashboard in cell for cell in rule_cells)
+
+
+def test_the_result_is_published_for_awx_as_in_report_json(report):
+    summary = json.loads((report["dir"] / "report.json").read_text())
+    suggested = yaml.safe_load((report["dir"] / "suggested-exceptions.yml").read_text())["falco_rule_exceptions"]
+    assert custom_stats(report["output"]) == {"fleetwatch_triage": {
+        "report_dir": str(report["dir"]),
+        "hosts_reported": ["current-host", "legacy-host"],
+        "hosts_unreported": ["gone-host"],
+        "alerts": summary["alerts"],
+        "matched": summary["matched"],
+        "rule_totals": summary["rule_totals"]["top"],
+        "suggested_exceptions": len(suggested),
+    }}
+    assert summary["rule_totals"]["top"][0]["rule"] == "Read sensitive file untrusted"
