@@ -1,6 +1,7 @@
 """Evaluate every panel query of the Falco fleet dashboard against a live Prometheus (the lab's, fed by real Falco).
 
-Each query runs twice, as Grafana would: with every host and cloud selected, and with only the given host selected.
+Each query runs twice, as Grafana would: with every host, cloud and rule selected, and with only the given host
+selected.
 A panel that returns nothing for a host that has events is reported and makes the exit status 1. Panels that read
 falcosidekick's metrics are listed as skipped when no falcosidekick target is up (its image cannot be had here).
 
@@ -20,6 +21,10 @@ import promlab  # noqa: E402  (Grafana's variable interpolation and panel walk, 
 
 DEFAULT_DASHBOARD = ROOT / "roles" / "grafana" / "files" / "dashboards" / "falco-fleet.json"
 SIDEKICK = "falcosecurity_falcosidekick_"
+
+
+# Every dashboard variable at "All".
+EVERYTHING = {"host": ".*", "cloud": ".*", "rule": ".*"}
 
 
 def query(prometheus, expr, instant, seconds=600, step=15):
@@ -56,7 +61,7 @@ def main(argv=None):
             continue
         counts = []
         hosts = set()
-        for selection in ({"host": ".*", "cloud": ".*"}, {"host": args.host, "cloud": ".*"}):
+        for selection in (dict(EVERYTHING), dict(EVERYTHING, host=args.host)):
             result = query(prometheus, promlab.interpolate(target["expr"], selection), target.get("instant", False))
             counts.append(len(result))
             if selection["host"] == args.host:
