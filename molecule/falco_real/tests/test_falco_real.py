@@ -199,7 +199,7 @@ def counted(prom, expr):
 @pytest.mark.parametrize("panel_title,target", REAL_CASES, ids=["%s/%s" % (c[0], c[1]["refId"]) for c in REAL_CASES])
 def test_every_falco_panel_returns_data_for_a_host_with_events(series_with_events, panel_title, target):
     prom = series_with_events
-    for selection in ({"host": ".*", "cloud": ".*"}, {"host": "fr-package", "cloud": ".*"}):
+    for selection in ({"host": ".*", "cloud": ".*", "rule": ".*"}, {"host": "fr-package", "cloud": ".*", "rule": ".*"}):
         expr = promlab.interpolate(target["expr"], selection)
         result = prom.query(expr) if target.get("instant") else prom.query_range(expr, seconds=60, step=2)
         assert result, "%s returns nothing on real Falco series with %s: %s" % (panel_title, selection, expr)
@@ -208,13 +208,17 @@ def test_every_falco_panel_returns_data_for_a_host_with_events(series_with_event
             assert hosts <= {"fr-package"}, (panel_title, expr, hosts)
 
 
-def test_the_dashboard_variables_list_the_real_hosts_and_clouds(series_with_events):
+def test_the_dashboard_variables_list_the_real_hosts_clouds_and_rules(series_with_events):
+    # The rule series_with_events raised on fr-package (a read of /etc/shadow).
+    expected = {name: {labels[name] for labels in LABELS.values()} for name in ("host", "cloud")}
+    expected["rule"] = {"Read sensitive file untrusted"}
     for variable in DASHBOARD["templating"]["list"]:
         if variable.get("type") != "query":
             continue
         expr = promlab.interpolate(promlab.label_values_query(variable["definition"]), {"cloud": ".*", "host": ".*"})
-        found = {r["metric"][variable["name"]] for r in series_with_events.query(expr)}
-        assert found >= {labels[variable["name"]] for labels in LABELS.values()}, (variable["name"], found)
+        label = variable["definition"].rsplit(",", 1)[-1].strip(" )")
+        found = {r["metric"][label] for r in series_with_events.query(expr)}
+        assert found >= expected[variable["name"]], (variable["name"], found)
 
 
 def test_a_client_without_the_fleet_ca_is_refused():
