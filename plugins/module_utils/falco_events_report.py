@@ -33,8 +33,8 @@ def _dashboard_link(url, rule, hosts=()):
     """
     if not url:
         return None
-    query = "&".join(["var-rule=" + quote(str(rule), safe="")] + ["var-host=" + quote(str(host), safe="")
-                                                                   for host in hosts])
+    filters = [("var-rule", rule)] + [("var-host", host) for host in hosts]
+    query = "&".join("%s=%s" % (name, quote(str(value), safe="")) for name, value in filters)
     base = quote(url, safe=":/?#@!$&'*+,;=%~[]")
     return base + ("&" if "?" in base else "?") + query
 
