@@ -11,7 +11,10 @@ built by varying the recorded Falco 0.44.1 alerts in ../shared/upstream/recorded
           run in a child process so its peak memory (and its workers') can be read from getrusage.
 Every tool's per-rule totals are checked against the generator's, so a fast wrong answer cannot win.
 
-Usage: python3 bench/triage_bench.py [--events 1000000] [--small-events 250000] [--workers 2]
+With --instructions N it also counts, with valgrind's callgrind, the instructions per alert that jq and our
+triage (one process) execute on N alerts: unlike seconds, that ratio does not move with other load on the machine.
+
+Usage: python3 bench/triage_bench.py [--events 1000000] [--small-events 250000] [--workers 2] [--instructions 20000]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import collections
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -38,6 +42,13 @@ JQ_PIPELINES = {
     "jq-reduce": ["jq", "-n", "-R", "-c", 'reduce (inputs | fromjson? | objects | .rule // empty) as $r ({}; .[$r] += 1)'],
     # jq only extracts the rule; sort and uniq count.
     "jq-sort-uniq": "jq -R -r 'fromjson? | objects | .rule // empty' {path} | LC_ALL=C sort | LC_ALL=C uniq -c",
+}
+
+# The jq programs above as one process each, for counting instructions (sort and uniq left out: they see one short
+# line per alert and cost next to nothing).
+JQ_PROCESSES = {
+    "jq-reduce": JQ_PIPELINES["jq-reduce"],
+    "jq-extract": ["jq", "-R", "-r", 'fromjson? | objects | .rule // empty'],
 }
 
 PLAIN_LOOP = r"""
@@ -346,6 +357,29 @@ def run_ours_once(path, workers):
     return report
 
 
+def callgrind_instructions(command):
+    """Instructions the command executes (callgrind's total): the same however busy the machine is."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=%s/out" % scratch] + command,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int(re.search(r"Collected : (\d+)", result.stderr).group(1))
+
+
+def instructions_per_alert(workdir, alerts):
+    """Instructions per alert of each jq program and of our triage in one process, start-up cost subtracted."""
+    sample, empty = workdir / "instructions-sample.txt", workdir / "instructions-empty.txt"
+    generate(sample, empty, alerts, 0)
+    commands = dict(JQ_PROCESSES)
+    commands["ours-1"] = [sys.executable, "-c", OURS, str(MODULE_UTILS)]
+    per_alert = {}
+    for label, command in commands.items():
+        extra = ["1"] if label == "ours-1" else []
+        work = callgrind_instructions(command + [str(sample)] + extra)
+        start_up = callgrind_instructions(command + [str(empty)] + extra)
+        per_alert[label] = (work - start_up) / float(alerts)
+    return per_alert
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1000000, help="alerts in the large input (default 1000000)")
@@ -355,6 +389,8 @@ def main():
     parser.add_argument("--tmpdir", help="where to write the inputs (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the generated inputs")
     parser.add_argument("--skip-jq", action="store_true", help="do not time jq")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="also count instructions per alert with callgrind on N alerts (needs valgrind and jq)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each tool this many times and keep its best time: other load on the machine "
                              "only ever slows a run down (default 1)")
@@ -430,6 +466,14 @@ def main():
                                                 report["pss_peak_mb"]))
 
         print("load average after timing: %.2f %.2f %.2f" % os.getloadavg())
+        if args.instructions and shutil.which("valgrind") and shutil.which("jq"):
+            per_alert = instructions_per_alert(workdir, args.instructions)
+            cheapest_jq = min(per_alert[label] for label in JQ_PROCESSES)
+            print("instructions per alert (callgrind, %d alerts): %s; jq/ours-1=%.1fx" % (
+                args.instructions, ", ".join("%s %.0f" % item for item in per_alert.items()),
+                cheapest_jq / per_alert["ours-1"]))
+        elif args.instructions:
+            print("valgrind or jq not found: instructions not counted")
         jq_labels = [label for label in rates if label.startswith("jq")]
         best_jq = max(jq_labels, key=lambda label: rates[label]) if jq_labels else None
         ratio_jq = rates["ours"] / rates[best_jq] if best_jq else float("nan")
