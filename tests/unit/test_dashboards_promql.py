@@ -194,8 +194,7 @@ CHANGES = {"Rules file changed": (("fleet-a", "falco_rules.yaml", CHANGED_RULES_
 
 @pytest.mark.parametrize("dashboard_name,annotation_name,annotation", ANNOTATION_CASES,
                          ids=["%s/%s" % c[:2] for c in ANNOTATION_CASES])
-def test_annotation_marks_the_change_on_its_host_and_file_only(prometheus, dashboard_name, annotation_name,
-                                                                annotation):
+def test_annotation_marks_the_change_on_its_host_and_file_only(prometheus, dashboard_name, annotation_name, annotation):
     """Grafana runs an annotation as a range query at its step and turns each series into an event from its first to
     its last point: one event per changed file, starting when the new hash was first scraped, titled from the labels."""
     wait_for_the_fixture_changes(prometheus)
