@@ -4,6 +4,9 @@ Each query runs twice, as Grafana would: with every host, cloud and rule selecte
 selected.
 A panel that returns nothing for a host that has events is reported and makes the exit status 1. Panels that read
 falcosidekick's metrics are listed as skipped when no falcosidekick target is up (its image cannot be had here).
+The annotation queries (rules and configuration changes) run over the same window and list the changes they mark; a
+lab whose files did not change in that window rightly has none, so only a query Prometheus refuses fails the run.
+The Loki panel's LogQL is not run (no Loki in the lab).
 
 Usage: lab/dashboards.py --prometheus http://ADDRESS:9090 --host lab-agent-1 [--dashboard FILE]
 """
@@ -70,6 +73,11 @@ def main(argv=None):
                                           ",".join(sorted(hosts)) or "-"))
         if 0 in counts or hosts - {args.host, "-"}:
             empty.append(name)
+    print("\n%-44s %s" % ("ANNOTATION", "CHANGES MARKED IN THE LAST 10 MINUTES (host: file)"))
+    for annotation in promlab.dashboard_annotations(dashboard):
+        result = query(prometheus, promlab.interpolate(annotation["expr"], EVERYTHING), instant=False)
+        marked = sorted("%s: %s" % (r["metric"].get("host", "-"), r["metric"].get("file_name", "-")) for r in result)
+        print("%-44s %s" % (annotation["name"][:44], ", ".join(marked) or "none"))
     if empty:
         print("\nPanels with no data (or another host's data) for %s: %s" % (args.host, ", ".join(empty)))
         return 1

@@ -3,7 +3,8 @@
 A real Prometheus (Debian's 2.42 binary, on 127.0.0.1 in a temporary directory) scrapes:
   - the recorded /metrics of a real Falco 0.44.1 (from ../shared/upstream/recorded/), served for two hosts with the
     target labels our prometheus role sets (host, cloud, site, env); fleet-b runs another rules file hash and
-    matched a second rule at priority 3;
+    matched a second rule at priority 3; after a few scrapes, fleet-a's falco_rules.yaml and fleet-b's falco.yaml get
+    a FIXTURE hash each (as if edited and reloaded: a new sha256 label value, so a new series), for the annotations;
   - a FIXTURE of falco-exporter's falco_events counter (synthetic: no falco-exporter runs here) for the same hosts;
   - a real prometheus-node-exporter on a loopback port, labelled as both hosts;
   - a FIXTURE of falcosidekick's /metrics (tests/fixtures/falcosidekick-metrics/, synthetic: falcosidekick cannot run
@@ -11,7 +12,9 @@ A real Prometheus (Debian's 2.42 binary, on 127.0.0.1 in a temporary directory) 
 Grafana's variables are substituted the way Grafana does (All = the variable's allValue, one host, two hosts).
 """
 
+import hashlib
 import json
+import time
 import sys
 from pathlib import Path
 
@@ -28,6 +31,11 @@ RULE_LINE_START = 'falcosecurity_falco_rules_matches_total{priority="4",rule_nam
 EXTRA_RULE = ('falcosecurity_falco_rules_matches_total{priority="3",rule_name="Write below binary dir",'
               'source="syscall",tag_filesystem="true",tag_maturity_sandbox="true"} 1')
 RECORDED_HASH = "1c15d5d543635b76e31cca39d7df8bf4caf50a428613c314d92986a23bfcb617"
+RECORDED_CONFIG_HASH = "55a172a24335569bc053b53a5a485be9be2fd7b44890b38de92fc8e475bcc86f"
+# FIXTURE hashes (of these sentences, not of any real file) the changed files get, from this scrape on.
+CHANGED_RULES_HASH = hashlib.sha256(b"FIXTURE: falco_rules.yaml edited on fleet-a").hexdigest()
+CHANGED_CONFIG_HASH = hashlib.sha256(b"FIXTURE: falco.yaml edited on fleet-b").hexdigest()
+CHANGE_AT_SCRAPE = 5
 LEGACY_EVENTS = [("Write below binary dir", "3", "syscall", ",filesystem,mitre_persistence,"),
                  ("Launch Privileged Container", "6", "syscall", ",container,mitre_privilege_escalation,"),
                  ("Read sensitive file untrusted", "4", "syscall", ",filesystem,mitre_credential_access,")]
@@ -36,12 +44,17 @@ DASHBOARDS = {path.stem: json.loads(path.read_text()) for path in sorted(DASHBOA
 
 def falco_fixture(host, recorded):
     if host == "fleet-a":
-        return promlab.falco_metrics_fixture(recorded, rule_step=1)
+        return promlab.changing_fixture(promlab.falco_metrics_fixture(recorded, rule_step=1),
+                                        promlab.falco_metrics_fixture(recorded, rule_step=1,
+                                                                      replace={RECORDED_HASH: CHANGED_RULES_HASH}),
+                                        at_hit=CHANGE_AT_SCRAPE)
     first_rule_line = next(line for line in recorded.splitlines() if line.startswith(RULE_LINE_START))
-    return promlab.falco_metrics_fixture(recorded, rule_step=3, replace={
-        first_rule_line: first_rule_line + "\n" + EXTRA_RULE,
-        RECORDED_HASH: "0" * 64,
-        'hostname="vm"': 'hostname="%s.example"' % host})
+    replace = {first_rule_line: first_rule_line + "\n" + EXTRA_RULE, RECORDED_HASH: "0" * 64,
+               'hostname="vm"': 'hostname="%s.example"' % host}
+    return promlab.changing_fixture(promlab.falco_metrics_fixture(recorded, rule_step=3, replace=replace),
+                                    promlab.falco_metrics_fixture(recorded, rule_step=3, replace=dict(
+                                        replace, **{RECORDED_CONFIG_HASH: CHANGED_CONFIG_HASH})),
+                                    at_hit=CHANGE_AT_SCRAPE)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +84,9 @@ def prometheus(tmp_path_factory):
 
 def selections(dashboard):
     """Variable values to test with: every variable on All (or its first host), one host, and two hosts."""
-    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    everything = {name: v["allValue"] if v.get("includeAll") else ["fleet-a"] for name, v in variables.items()}
+    variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
+    # hostname has no allValue (its All lists the selected hosts' hostnames), and only the Loki panel reads it.
+    everything = {name: v.get("allValue") or ".*" if v.get("includeAll") else ["fleet-a"] for name, v in variables.items()}
     cases = [("all", everything), ("one host", dict(everything, host=["fleet-b"]))]
     if variables["host"].get("multi"):
         cases.append(("two hosts", dict(everything, host=["fleet-a", "fleet-b"])))
@@ -107,7 +121,8 @@ def test_panel_query_runs_and_returns_data(prometheus, dashboard_name, panel_tit
             assert {r["metric"]["host"] for r in result if "host" in r["metric"]} <= {"fleet-b"}, expr
 
 
-VARIABLE_CASES = [(name, v["name"], v) for name, d in DASHBOARDS.items() for v in d["templating"]["list"]]
+VARIABLE_CASES = [(name, v["name"], v) for name, d in DASHBOARDS.items() for v in d["templating"]["list"]
+                  if v["type"] == "query"]
 
 
 @pytest.mark.parametrize("dashboard_name,variable_name,variable", VARIABLE_CASES,
@@ -122,6 +137,8 @@ def test_variable_lists_the_fixture_hosts_clouds_and_rules(prometheus, dashboard
         "cloud": {labels["cloud"] for labels in HOSTS.values()},
         # fleet-a's recorded rule, and the one only fleet-b matches
         "rule": {"Read sensitive file untrusted", "Write below binary dir"},
+        # the hostnames the two Falcos report (falcosidekick's Loki streams carry these)
+        "hostname": {"vm", "fleet-b.example"},
     }[variable_name]
     assert found == expected
 
@@ -154,3 +171,57 @@ def test_falcosidekick_events_are_attributed_to_inventory_hosts(prometheus):
     assert one == {"fleet-b"}
     orphans = panels["Events from hostnames no Falco target reports (falcosidekick)"]["targets"][0]["expr"]
     assert {r["metric"]["hostname"] for r in prometheus.query(promlab.interpolate(orphans, everything))} == {"unknown"}
+
+
+def wait_for_the_fixture_changes(prometheus):
+    """Until Prometheus has scraped both changed files' new hashes (CHANGE_AT_SCRAPE)."""
+    query = ('count(falcosecurity_falco_sha256_rules_files_info{sha256="%s"} or falcosecurity_falco_sha256_config_files_info'
+             '{sha256="%s"})' % (CHANGED_RULES_HASH, CHANGED_CONFIG_HASH))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = prometheus.query(query)
+        if found and found[0]["value"][1] == "2":
+            return
+        time.sleep(0.5)
+    raise AssertionError("the fixture hashes never reached Prometheus")
+
+
+ANNOTATION_CASES = [(name, a["name"], a) for name, d in DASHBOARDS.items() for a in promlab.dashboard_annotations(d)]
+# The change each annotation must find: (host, file, new hash), and the host on which nothing changed.
+CHANGES = {"Rules file changed": (("fleet-a", "falco_rules.yaml", CHANGED_RULES_HASH), "fleet-b"),
+           "Configuration file changed": (("fleet-b", "falco.yaml", CHANGED_CONFIG_HASH), "fleet-a")}
+
+
+@pytest.mark.parametrize("dashboard_name,annotation_name,annotation", ANNOTATION_CASES,
+                         ids=["%s/%s" % c[:2] for c in ANNOTATION_CASES])
+def test_annotation_marks_the_change_on_its_host_and_file_only(prometheus, dashboard_name, annotation_name, annotation):
+    """Grafana runs an annotation as a range query at its step and turns each series into an event from its first to
+    its last point: one event per changed file, starting when the new hash was first scraped, titled from the labels."""
+    wait_for_the_fixture_changes(prometheus)
+    (host, file_name, sha256), unchanged = CHANGES[annotation_name]
+    everything = {"host": ".*", "cloud": ".*"}
+    result = prometheus.query_range(promlab.interpolate(annotation["expr"], everything), seconds=120, step=1)
+    assert [(r["metric"]["host"], r["metric"]["file_name"], r["metric"]["sha256"]) for r in result] == [
+        (host, file_name, sha256)]
+    new_series = prometheus.query_range('max by (host, file_name, sha256) ({__name__=~"falcosecurity_falco_sha256_.*",'
+                                        'sha256="%s"})' % sha256, seconds=120, step=1)
+    assert abs(float(result[0]["values"][0][0]) - float(new_series[0]["values"][0][0])) <= 1, \
+        "the event starts when the new hash appeared"
+    title = annotation["titleFormat"].replace("{{host}}", host).replace("{{file_name}}", file_name)
+    assert host in title and file_name in title and "{{" not in title
+    for selection in (dict(everything, host=unchanged), dict(everything, host=[unchanged])):
+        expr = promlab.interpolate(annotation["expr"], selection)
+        assert prometheus.query_range(expr, seconds=120, step=1) == [], "no change on %s: %s" % (unchanged, expr)
+    one = prometheus.query_range(promlab.interpolate(annotation["expr"], dict(everything, host=[host])), seconds=120, step=1)
+    assert [r["metric"]["host"] for r in one] == [host]
+
+
+def test_the_old_hash_stays_no_event_of_its_own(prometheus):
+    """Only the new hash's series makes an event: the old one is gone from the scrape (a stale series), and a host
+    whose files never changed makes none at all."""
+    wait_for_the_fixture_changes(prometheus)
+    rules = next(a for a in promlab.dashboard_annotations(DASHBOARDS["falco-fleet"]) if a["name"] == "Rules file changed")
+    result = prometheus.query(promlab.interpolate(rules["expr"], {"host": ".*", "cloud": ".*"}))
+    assert {r["metric"]["sha256"] for r in result} == {CHANGED_RULES_HASH}
+    before = prometheus.query('falcosecurity_falco_sha256_rules_files_info{host="fleet-a"}')
+    assert [r["metric"]["sha256"] for r in before] == [CHANGED_RULES_HASH], "the recorded hash is no longer scraped"

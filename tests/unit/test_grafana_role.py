@@ -93,13 +93,15 @@ def test_datasource_is_provisioned_with_the_uid_the_dashboards_use(configured):
     variables = configured[0]
     provisioned = yaml.safe_load((Path(variables["grafana_config_dir"]) / "provisioning/datasources/fleetwatch.yml").read_text())
     assert provisioned["apiVersion"] == 1
-    [source] = provisioned["datasources"]
+    [source] = provisioned["datasources"]  # no falcosidekick host with a Loki output: no Loki datasource
     assert source["uid"] == "fleetwatch-prometheus"
     assert source["type"] == "prometheus" and source["access"] == "proxy" and source["isDefault"] is True
     assert source["url"] == "http://prometheus.example:9090"
     assert source["editable"] is False
+    assert provisioned["prune"] is True, "a datasource left out of the file (Loki switched off) is deleted by Grafana"
     for dashboard in (ROLE / "files" / "dashboards").glob("*.json"):
-        assert '"uid": "%s"' % source["uid"] in dashboard.read_text()
+        [variable] = [v for v in json.loads(dashboard.read_text())["templating"]["list"] if v["name"] == "datasource"]
+        assert variable["current"]["value"] == source["uid"], dashboard.name
 
 
 def test_dashboard_provider_points_at_the_synced_directory(configured):
@@ -149,6 +151,95 @@ def test_missing_admin_password_fails_before_any_change(workdir):
     assert rc != 0
     assert "grafana_admin_password" in output
     assert not (workdir / "missing").exists()
+
+
+LOKI_SECRET = "fixture-loki-apikey-%s" % uuid.uuid4().hex[:6]
+
+
+def sidekick_inventory(workdir, loki):
+    """An inventory with one falcosidekick host (never contacted: the play runs on localhost) and its Loki output."""
+    path = workdir / ("inventory-%s.yml" % uuid.uuid4().hex[:6])
+    outputs = {"alertmanager": {"minimumpriority": "warning"}}
+    if loki is not None:
+        outputs["loki"] = loki
+    path.write_text(yaml.safe_dump({"all": {"children": {"falcosidekick": {"hosts": {
+        "sidekick-fixture": {"falcosidekick_outputs": outputs}}}}}}))
+    return path
+
+
+def datasources(variables):
+    provisioned = yaml.safe_load((Path(variables["grafana_config_dir"]) / "provisioning/datasources/fleetwatch.yml").read_text())
+    return {source["type"]: source for source in provisioned["datasources"]}
+
+
+def test_loki_datasource_follows_falcosidekick_loki_output(workdir):
+    """falcosidekick's Loki output on in the inventory: a Loki datasource with its URL, credential and tenant; a re-run
+    changes nothing; the output off again: the Loki datasource leaves the file (Grafana prunes it)."""
+    variables = role_vars(workdir / "loki")
+    loki = {"hostport": "https://loki.example:3100", "user": "fleet", "apikey": LOKI_SECRET, "tenant": "falco",
+            "minimumpriority": "notice"}
+    inventory = sidekick_inventory(workdir, loki)
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE, "-i", str(inventory))[:2]
+    assert rc == 0, output
+    assert LOKI_SECRET not in output
+    sources = datasources(variables)
+    assert set(sources) == {"prometheus", "loki"}
+    source = sources["loki"]
+    assert source["uid"] == "fleetwatch-loki" and source["name"] == "Loki"
+    assert source["url"] == "https://loki.example:3100" and source["access"] == "proxy"
+    assert source["isDefault"] is False and source["editable"] is False
+    assert (source["basicAuth"], source["basicAuthUser"]) == (True, "fleet")
+    assert source["secureJsonData"] == {"basicAuthPassword": LOKI_SECRET, "httpHeaderValue1": "falco"}
+    assert source["jsonData"] == {"httpHeaderName1": "X-Scope-OrgID"}
+    assert sources["prometheus"]["isDefault"] is True
+    path = Path(variables["grafana_config_dir"]) / "provisioning/datasources/fleetwatch.yml"
+    assert path.stat().st_mode & 0o777 == 0o640, "the file holds the Loki credential"
+    fleet = json.loads((ROLE / "files" / "dashboards" / "falco-fleet.json").read_text())
+    [variable] = [v for v in fleet["templating"]["list"] if v["name"] == "loki"]
+    assert variable["current"]["value"] == source["uid"]
+
+    rc, output, recap = ansible_playbook(workdir, role_play(), variables, *CONFIGURE, "-i", str(inventory))
+    assert rc == 0 and recap["changed"] == 0, output
+
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE,
+                                  "-i", str(sidekick_inventory(workdir, None)))[:2]
+    assert rc == 0, output
+    assert set(datasources(variables)) == {"prometheus"}
+
+
+def test_loki_url_set_directly_without_credentials(workdir):
+    variables = role_vars(workdir / "loki-direct", grafana_loki_url="http://127.0.0.1:3100")
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    assert rc == 0, output
+    source = datasources(variables)["loki"]
+    assert source["url"] == "http://127.0.0.1:3100"
+    assert source["basicAuth"] is False and source["secureJsonData"] == {} and source["jsonData"] == {}
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"grafana_loki_url": "loki.example:3100"}, "grafana_loki_url must be \"\" (no Loki datasource) or the http(s) URL"),
+    ({"grafana_loki_url": "http://loki.example:3100", "grafana_loki_basic_auth": {"username": "u", "password": "p"}},
+     "an https:// grafana_loki_url"),
+    ({"grafana_loki_url": "https://loki.example:3100", "grafana_loki_basic_auth": {"username": "u"}},
+     "grafana_loki_basic_auth needs a non-empty username and password"),
+])
+def test_preflight_refuses_a_bad_loki_datasource(workdir, bad, needle):
+    target = workdir / ("bad-loki-" + uuid.uuid4().hex[:6])
+    rc, output = ansible_playbook(workdir, role_play(), role_vars(target, **bad), *CONFIGURE)[:2]
+    assert rc != 0
+    assert needle in output, output
+    assert not target.exists()
+
+
+def test_falcosidekick_loki_over_http_with_a_credential_is_refused(workdir):
+    """The inventory's falcosidekick sends its apikey to an http:// Loki: Grafana would too, so preflight says what to do."""
+    target = workdir / "loki-http-credential"
+    inventory = sidekick_inventory(workdir, {"hostport": "http://loki.example:3100", "user": "u", "apikey": LOKI_SECRET})
+    rc, output = ansible_playbook(workdir, role_play(), role_vars(target), *CONFIGURE, "-i", str(inventory))[:2]
+    assert rc != 0
+    assert "or set grafana_loki_basic_auth: {}" in output, output
+    assert LOKI_SECRET not in output
+    assert not target.exists()
 
 
 @pytest.mark.parametrize("bad,needle", [

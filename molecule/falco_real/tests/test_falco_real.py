@@ -212,6 +212,8 @@ def test_the_dashboard_variables_list_the_real_hosts_clouds_and_rules(series_wit
     # The rule series_with_events raised on fr-package (a read of /etc/shadow).
     expected = {name: {labels[name] for labels in LABELS.values()} for name in ("host", "cloud")}
     expected["rule"] = {"Read sensitive file untrusted"}
+    # the hostnames the real Falcos report (falcosidekick labels Loki streams with them)
+    expected["hostname"] = {"fr-package", "fr-repo"}
     for variable in DASHBOARD["templating"]["list"]:
         if variable.get("type") != "query":
             continue
@@ -219,6 +221,70 @@ def test_the_dashboard_variables_list_the_real_hosts_clouds_and_rules(series_wit
         label = variable["definition"].rsplit(",", 1)[-1].strip(" )")
         found = {r["metric"][label] for r in series_with_events.query(expr)}
         assert found >= expected[variable["name"]], (variable["name"], found)
+
+
+# Files on fr-package edited (a comment appended) for the annotations, then put back byte for byte: a local rules file
+# the role wrote and Falco's own falco.yaml. The packaged falco.yaml has watch_config_files on: Falco reloads by itself.
+EDITED = {"rules": LIVE_LOCAL_RULES, "config": "/etc/falco/falco.yaml"}
+ANNOTATIONS = {a["name"]: a for a in promlab.dashboard_annotations(DASHBOARD)}
+ANNOTATION_KIND = {"Rules file changed": "rules", "Configuration file changed": "config"}
+
+
+def hashes(prom, kind, name):
+    """{file_name: sha256} Prometheus has now for NAME's loaded rules or configuration files."""
+    result = prom.query('falcosecurity_falco_sha256_%s_files_info{host="%s"}' % (kind, name))
+    return {r["metric"]["file_name"]: r["metric"]["sha256"] for r in result}
+
+
+def reloaded(name, check):
+    """Wait for Falco's own reload after its files changed (watch_config_files); should it not come, ask for one."""
+    found = wait_for(check, timeout=30)
+    if not found:
+        host(name).run("systemctl reload %s", UNIT)
+        found = wait_for(check, timeout=60)
+    return found
+
+
+def test_the_annotations_mark_a_real_rules_and_configuration_change(series_with_events):
+    """A real edit of a rules file and of falco.yaml on fr-package: Falco reloads, exports each file's new sha256 as a
+    new series, and each annotation query returns exactly that host, file and hash; fr-repo, unchanged, has none."""
+    prom, h = series_with_events, host("fr-package")
+    assert set(ANNOTATION_KIND) == set(ANNOTATIONS)
+    before = {kind: hashes(prom, kind, "fr-package") for kind in EDITED}
+    assert all(before.values()), before
+    backup = "/root/fleetwatch-annotation-test"
+    h.check_output("mkdir -p %s && cp -p %s %s %s/", backup, EDITED["rules"], EDITED["config"], backup)
+    try:
+        marker = mark()
+        for path in EDITED.values():
+            h.check_output("printf '%%s\\n' %s >> %s", "# falco_real annotation test " + marker, path)
+        sums = {kind: h.check_output("sha256sum %s", path).split()[0] for kind, path in EDITED.items()}
+
+        def new_hashes():
+            now = {kind: hashes(prom, kind, "fr-package") for kind in EDITED}
+            return now if all(sums[kind] in now[kind].values() for kind in EDITED) else None
+        after = reloaded("fr-package", new_hashes)
+        assert after, "Prometheus never saw the new hashes %s: %s" % (sums, {k: hashes(prom, k, "fr-package") for k in EDITED})
+        for kind, path in EDITED.items():
+            [changed] = [f for f, sha in after[kind].items() if sha == sums[kind]]
+            assert path.endswith(changed) and before[kind][changed] != sums[kind], (kind, changed, before[kind])
+        time.sleep(3)
+        for name, annotation in ANNOTATIONS.items():
+            kind = ANNOTATION_KIND[name]
+            [changed] = [f for f, sha in after[kind].items() if sha == sums[kind]]
+            everything = {"host": ".*", "cloud": ".*"}
+            result = prom.query_range(promlab.interpolate(annotation["expr"], everything), seconds=120, step=2)
+            found = {(r["metric"]["host"], r["metric"]["file_name"], r["metric"]["sha256"]) for r in result}
+            assert found == {("fr-package", changed, sums[kind])}, (name, found)
+            quiet = promlab.interpolate(annotation["expr"], dict(everything, host="fr-repo"))
+            assert prom.query_range(quiet, seconds=120, step=2) == [], (name, "fr-repo changed nothing")
+    finally:
+        h.run("cp -p %s/%s %s && cp -p %s/falco.yaml %s && rm -rf %s", backup, LIVE_LOCAL_RULES.rsplit("/", 1)[1],
+              EDITED["rules"], backup, EDITED["config"], backup)
+        # the later tests need Falco back on its converged files, reloaded and healthy
+        assert reloaded("fr-package", lambda: all(hashes(prom, kind, "fr-package") == before[kind] for kind in EDITED)), \
+            "Falco did not reload the restored files"
+        assert wait_for(lambda: h.run("curl -sf http://127.0.0.1:8765/healthz").rc == 0, timeout=60)
 
 
 def test_a_client_without_the_fleet_ca_is_refused():
