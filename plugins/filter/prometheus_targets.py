@@ -99,8 +99,8 @@ _value:
     (C(falco_grpc_enabled) off, so no falco-exporter, and no native metrics, being older than O(native_min_version) or
     with C(falco_metrics_enabled) off), each a dict of C(host), C(falco_version) and C(native_metrics_supported), in
     inventory order.
-    C(files) holds each job's file_sd file as text: JSON, keys sorted, indented by two, ending in a newline, so the
-    same targets always give the same bytes (a converged host sees no change). Prometheus reads JSON file_sd files
+    C(files) holds each job's file_sd file as JSON text (keys sorted, indented by two, ending in a newline), so the
+    same targets always give the same bytes and a converged host sees no change. Prometheus reads JSON file_sd files
     natively.
   type: dict
 """
