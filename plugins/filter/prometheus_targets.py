@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-
-import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
@@ -22,6 +21,9 @@ description:
   - Reads each target host's variables once (the expensive part of a big inventory is computing a host's variables),
     so the cost grows linearly with the fleet. Values a host leaves unset come from O(defaults), the other roles'
     defaults, which are not in hostvars.
+  - Plain values (numbers, booleans, strings that cannot hold a template) are taken as the inventory gives them
+    (C(hostvars.raw_get)); only values that can hold a template are read through C(hostvars[host]), which templates
+    them with the host's variables.
   - Booleans are read the way Ansible reads them, so C(-e falco_grpc_enabled=false) means false.
 options:
   _input:
@@ -97,22 +99,15 @@ _value:
     (C(falco_grpc_enabled) off, so no falco-exporter, and no native metrics, being older than O(native_min_version) or
     with C(falco_metrics_enabled) off), each a dict of C(host), C(falco_version) and C(native_metrics_supported), in
     inventory order.
-    C(files) holds each job's file_sd file as text (YAML, as C(to_nice_yaml(indent=2, sort_keys=true))
-    renders it, byte for byte), rendered here since templating thousands of target groups is the slow part of a large
-    fleet.
+    C(files) holds each job's file_sd file as JSON text (keys sorted, indented by two, ending in a newline), so the
+    same targets always give the same bytes and a converged host sees no change. Prometheus reads JSON file_sd files
+    natively.
   type: dict
 """
 
 # A scrape address Prometheus accepts in a target: a DNS name or IPv4 address, or an IPv6 address in brackets.
 ADDRESS = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])\Z")
 PORT = re.compile(r"^[0-9]{1,5}\Z")
-# libyaml's emitter where PyYAML was built with it; the output is the same.
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-# Strings both YAML emitters write unquoted, provided YAML does not read them as another type (checked in _plain):
-# no indicator first, no space, no ': ', no trailing ':', ASCII only.
-_PLAIN_CHARS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]*\Z")
-_RESOLVER = yaml.resolver.Resolver()
-_STR_TAG = "tag:yaml.org,2002:str"
 JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls", "docker-exporter",
         "falcosidekick")
 
@@ -121,30 +116,41 @@ def _port(listen_address):
     return to_text(listen_address).rsplit(":", 1)[-1]
 
 
+def _may_template(value):
+    """Whether Ansible could template value: strings with a template marker, and containers (which may hold one)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return False
+    if isinstance(value, str):
+        return "{" in value or value.startswith("#jinja2:")
+    return True
+
+
 class _Host:
-    """One host's variables, read once, with the other roles' defaults behind them."""
+    """One host's variables, computed once, with the other roles' defaults behind them."""
 
     def __init__(self, hostvars, name, defaults):
-        try:
-            self.vars = hostvars[name]
-        except KeyError:
+        if name not in hostvars:
             raise AnsibleFilterError("prometheus_targets: %s is in a target group but not in the inventory" % name)
-        # Ansible's view of a host's variables templates every value it hands out, which costs more than the rest
-        # of the walk; the untemplated values underneath let the plain ones skip that. Where a view has none, every
-        # value goes through the view.
-        self.raw = getattr(self.vars, "_vars", None)
+        # Ansible's hostvars[name] templates every value it hands out, plain ones too (about a sixth of the walk's
+        # time at 5,000 hosts); its public raw_get gives the same variables untemplated. Values that can hold a
+        # template are read through hostvars[name]. Tests and other callers may pass a dict of dicts: nothing to
+        # template there.
+        raw_get = getattr(hostvars, "raw_get", None)
+        self.vars = raw_get(name) if raw_get is not None else hostvars[name]
+        self._hostvars = hostvars if raw_get is not None else None
+        self._templating_view = None
         self.name = name
         self.defaults = defaults
 
     def value(self, key):
         """The host's value of key, templated where it can hold a template; the caller checks key is set."""
-        if self.raw is not None:
-            value = self.raw[key]
-            if value is None or isinstance(value, (bool, int, float)):
-                return value
-            if isinstance(value, str) and "{" not in value and not value.startswith("#jinja2:"):
-                return value
-        return self.vars[key]
+        value = self.vars[key]
+        if self._hostvars is None or not _may_template(value):
+            return value
+        if self._templating_view is None:
+            # Computes the host's variables a second time: only hosts with such values pay for it.
+            self._templating_view = self._hostvars[self.name]
+        return self._templating_view[key]
 
     def get(self, key):
         if key in self.vars:
@@ -169,38 +175,9 @@ def _version_at_least(version, minimum):
         raise AnsibleFilterError("falco_version %r is not a version such as 0.44.1" % (version,))
 
 
-def _dump(data):
-    return yaml.dump(data, Dumper=_DUMPER, indent=2, allow_unicode=True, default_flow_style=False, sort_keys=True)
-
-
 def _file_sd_text(groups):
-    """The target groups as YAML, byte for byte what _dump (and to_nice_yaml(indent=2, sort_keys=true)) writes.
-
-    PyYAML's representer costs about a second for a fleet of 5,000 hosts, so the usual groups (a list of targets,
-    labels whose names and values are plain strings) are written here; any other group goes through _dump. A group's
-    text in a block list does not depend on the other groups, so the two can be mixed.
-    """
-    if not groups:
-        return _dump(groups)
-    plain = {}
-
-    def is_plain(text):
-        if text not in plain:
-            plain[text] = (isinstance(text, str) and _PLAIN_CHARS.match(text) is not None and not text.endswith(":")
-                           and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG)
-        return plain[text]
-
-    parts = []
-    for group in groups:
-        labels, targets = group.get("labels"), group.get("targets")
-        if (len(group) == 2 and labels and targets and isinstance(labels, dict) and isinstance(targets, list)
-                and all(is_plain(k) and is_plain(v) for k, v in labels.items()) and all(is_plain(t) for t in targets)):
-            label_lines = "".join("    %s: %s\n" % (k, labels[k]) for k in sorted(labels))
-            target_lines = "".join("  - %s\n" % t for t in targets)
-            parts.append("- labels:\n%s  targets:\n%s" % (label_lines, target_lines))
-        else:
-            parts.append(_dump([group]))
-    return "".join(parts)
+    """A job's target groups as the JSON file_sd file Prometheus reads; the same groups give the same bytes."""
+    return json.dumps(groups, indent=2, sort_keys=True) + "\n"
 
 
 def _job_members(job_hosts, job_groups, groups):
@@ -239,7 +216,6 @@ def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_v
             if var in hosts[name].vars:
                 value = hosts[name].value(var)
                 if value is not None:
-                    # A plain str: the YAML emitter knows no subclasses of it.
                     host_labels["%s" % (var,)] = "%s" % (to_text(value),)
         labels[name] = host_labels
 

@@ -61,8 +61,8 @@ EXAMPLES = r"""
 - name: Write the scrape targets that differ
   fleetwatch.falco_stack.files:
     files:
-      - path: /etc/prometheus/targets/node-exporter.yml
-        content: "{{ targets | to_nice_yaml }}"
+      - path: /etc/prometheus/targets/node-exporter.json
+        content: "{{ targets | to_nice_json(indent=2) }}"
         owner: root
         group: prometheus
         mode: "0644"

@@ -94,4 +94,4 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
 
 def target_groups(files):
     """The prometheus role's file_sd texts per job (__prometheus_scrape.files), read the way Prometheus reads them."""
-    return {job: yaml.safe_load(text) for job, text in files.items()}
+    return {job: json.loads(text) for job, text in files.items()}

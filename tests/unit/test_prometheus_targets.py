@@ -26,6 +26,7 @@ INVENTORY = textwrap.dedent("""\
         falco:
           hosts:
             new-agent: {cloud: aws, env: prod, ansible_host: 10.0.0.5}
+            templated-agent: {cloud: azure, site: "{{ cloud }}-{{ zone }}", zone: west, falco_metrics_port: "{{ 8000 + 766 }}"}
             tls-agent:
               cloud: gcp
               falco_version: "0.43.0"
@@ -66,11 +67,14 @@ def test_targets_come_from_the_inventory_per_job(tmp_path):
         "new-agent": (["new-agent:9100"], {"host": "new-agent", "cloud": "aws", "env": "prod"}),
         "old-agent": (["old-agent:9100"], {"host": "old-agent"}),
         "quiet-agent": (["quiet-agent:9100"], {"host": "quiet-agent"}),
+        # Values that are templates are templated with the host's own variables.
+        "templated-agent": (["templated-agent:9100"], {"host": "templated-agent", "cloud": "azure", "site": "azure-west"}),
     }
     assert by_host(targets["node-exporter-tls"]) == {"tls-agent": (["tls-agent:9111"], {"host": "tls-agent", "cloud": "gcp"})}
     # Native metrics from 0.39 on unless switched off; falco-exporter where gRPC is on and Falco is older than 0.44.
-    assert sorted(by_host(targets["falco"])) == ["new-agent", "tls-agent"]
+    assert sorted(by_host(targets["falco"])) == ["new-agent", "templated-agent", "tls-agent"]
     assert by_host(targets["falco"])["new-agent"][0] == ["new-agent:8765"]
+    assert by_host(targets["falco"])["templated-agent"][0] == ["templated-agent:8766"]
     assert {h: t for h, (t, _labels) in by_host(targets["falco-exporter"]).items()} == {
         "tls-agent": ["tls-agent:9376"], "old-agent": ["old-agent:9400"]}
     assert targets["falco-exporter-tls"] == []
@@ -182,6 +186,8 @@ def test_the_inspection_covers_every_file_and_directory_the_role_writes(tmp_path
     rendered = render_role_vars(tmp_path, "prometheus", names, {"prometheus_config_dir": "/etc/prom"},
                                 inventory=INVENTORY, host="mon")
     inspected = set(rendered["inspected"])
+    assert {"/etc/prom/targets/%s.json" % job for job in rendered["jobs"]} <= inspected
+    # and the YAML target files the role wrote before, which it removes
     assert {"/etc/prom/targets/%s.yml" % job for job in rendered["jobs"]} <= inspected
     assert {"/etc/prom", "/etc/prom/rules", "/etc/prom/targets", "/var/lib/prometheus/metrics2", "/etc/prom/prometheus.yml",
             "/etc/prom/rules/falco-alerts.yml", "/etc/prom/rules/extra.yml", "/etc/prom/scrape-ca.crt",
@@ -203,7 +209,25 @@ def test_falco_exporter_behind_its_tls_proxy_gets_the_https_job_with_basic_auth(
     assert tls["tls_config"] == {"ca_file": "/etc/prometheus/scrape-ca.crt"}
     assert tls["basic_auth"] == {"username": "prometheus", "password_file": "/etc/prometheus/scrape-password"}
     assert tls["relabel_configs"] == [{"target_label": "job", "replacement": "falco-exporter"}]
-    assert tls["file_sd_configs"] == [{"files": ["/etc/prometheus/targets/falco-exporter-tls.yml"]}]
+    assert tls["file_sd_configs"] == [{"files": ["/etc/prometheus/targets/falco-exporter-tls.json"]}]
     assert "scheme" not in jobs["falco-exporter"]
     # tls-agent asks for basic auth twice (node_exporter and the proxy) and is named once.
     assert rendered["basic_auth_hosts"] == ["tls-agent", "old-agent"]
+
+
+def test_every_job_reads_the_json_file_the_role_writes_and_the_old_yaml_files_are_retired(tmp_path):
+    names = {"config": "__prometheus_config", "written": "__prometheus_target_files | map(attribute='path') | list",
+             "retired": "__prometheus_retired_target_files"}
+    old = {"/etc/prometheus/targets/node-exporter.yml": {"type": "regular file"},
+           "/etc/prometheus/targets/falco-exporter-tls.yml": {"type": "regular file"},
+           "/etc/prometheus/targets/node-exporter.json": {"type": "regular file"},
+           "/etc/prometheus/targets/custom.yml": {"type": "regular file"}}
+    rendered = render_role_vars(tmp_path, "prometheus", names, {"__prometheus_host": {"paths": old}},
+                                inventory=INVENTORY, host="mon")
+    read = [path for job in rendered["config"]["scrape_configs"] for sd in job.get("file_sd_configs", [])
+            for path in sd["files"]]
+    assert sorted(read) == sorted(rendered["written"])
+    assert all(path.endswith(".json") for path in read) and len(read) == 8
+    # Only the role's own old files, and only those the host has.
+    assert sorted(rendered["retired"]) == ["/etc/prometheus/targets/falco-exporter-tls.yml",
+                                           "/etc/prometheus/targets/node-exporter.yml"]

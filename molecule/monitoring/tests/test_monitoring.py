@@ -17,7 +17,7 @@ import testinfra
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import assert_reached_over_ssh, run_playbook, wait_for  # noqa: E402
+from labtest import assert_reached_over_ssh, changes, run_playbook, run_playbook_json, wait_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_TEMPLATE = REPO_ROOT / "roles" / "prometheus" / "templates" / "falco-alerts.yml.j2"
@@ -28,6 +28,10 @@ needs_falco_fixture = pytest.mark.skipif(
     not HAS_FALCO_FIXTURE,
     reason="no Falco fixture endpoint: ../shared/upstream/recorded/falco-0.44.1_metrics.txt was absent at prepare time")
 
+TARGETS_DIR = "/etc/prometheus/targets"
+# One file_sd file per job the role writes (the TLS variants are jobs of their own).
+FILE_SD_JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls",
+                "docker-exporter", "falcosidekick")
 # (job, host, cloud) of every target the inventory asks for; mon-spare is in no scraped group.
 NODE_TARGETS = {("prometheus", "mon-prom", "onprem"), ("node-exporter", "mon-prom", "onprem"),
                 ("node-exporter", "mon-fleet-a", "cloud-a"), ("node-exporter", "mon-fleet-b", "cloud-b")}
@@ -93,8 +97,9 @@ def test_global_settings_and_file_sd_jobs():
     assert config["global"]["scrape_timeout"] == "4s"
     assert config["global"]["external_labels"] == {"monitor": "fleetwatch-lab"}
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    for name in ("node-exporter", "node-exporter-tls", "falco", "falco-exporter", "docker-exporter", "falcosidekick"):
-        assert jobs[name]["file_sd_configs"][0]["files"] == ["/etc/prometheus/targets/%s.yml" % name]
+    for name in FILE_SD_JOBS:
+        assert jobs[name]["file_sd_configs"][0]["files"] == ["%s/%s.json" % (TARGETS_DIR, name)]
+    assert set(MON.check_output("ls %s" % TARGETS_DIR).split()) == {"%s.json" % name for name in FILE_SD_JOBS}
     assert "insecure_skip_verify" not in json.dumps(config) or all(
         not job.get("tls_config", {}).get("insecure_skip_verify") for job in config["scrape_configs"])
 
@@ -105,6 +110,62 @@ def test_every_inventory_host_is_up_with_host_and_cloud_labels():
     assert expected <= got, "missing: %s" % (expected - got)
     every_target = {(r["metric"]["job"], r["metric"]["host"], r["metric"].get("cloud")) for r in query(CURRENT_UP)}
     assert every_target == NODE_TARGETS | FALCO_TARGETS, "targets not generated from the inventory"
+
+
+def scrapes(job, host, seconds):
+    """How many samples of up the target (job, host) has in the last seconds (stale markers do not count)."""
+    result = query('count_over_time(up{job="%s",host="%s"}[%ds])' % (job, host, seconds))
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_target():
+    """The upgrade from the role's YAML target files: the host as that role left it (targets/<job>.yml, named by the
+    loaded prometheus.yml) ends with only the JSON files, the YAML ones removed after the reload, every target
+    scraped throughout, and no restart."""
+    wanted = {t for t in NODE_TARGETS | (FALCO_TARGETS if HAS_FALCO_FIXTURE else set()) if t[0] != "prometheus"}
+    rc = 1
+    try:
+        # The same target groups as YAML files, the configuration naming them, loaded, and the stamp the handlers
+        # touch after a reload; then the JSON files gone.
+        for name in FILE_SD_JOBS:
+            groups = json.loads(MON.file("%s/%s.json" % (TARGETS_DIR, name)).content_string)
+            old = yaml.safe_dump(groups, sort_keys=True, default_flow_style=False, indent=2)
+            MON.check_output("printf %%s %s > %s/%s.yml && chgrp prometheus %s/%s.yml"
+                             % (shlex.quote(old), TARGETS_DIR, name, TARGETS_DIR, name))
+        MON.check_output(r"sed -i 's#\(%s/[a-z-]*\)[.]json#\1.yml#' /etc/prometheus/prometheus.yml" % TARGETS_DIR)
+        MON.check_output("promtool check config /etc/prometheus/prometheus.yml")
+        MON.check_output("systemctl reload prometheus && sleep 1 && touch /etc/prometheus/.fleetwatch-loaded")
+        assert wait_for(lambda: "%s/node-exporter.yml" % TARGETS_DIR
+                        in curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"], timeout=30)
+        MON.check_output("rm %s" % " ".join("%s/%s.json" % (TARGETS_DIR, name) for name in FILE_SD_JOBS))
+        assert wait_for(lambda: wanted <= up_targets(), timeout=60), "the YAML-era targets did not come up"
+        pid = main_pid()
+        started = time.monotonic()
+        rc, report, output = run_playbook_json("converge.yml", "--limit", "mon-prom")
+        assert rc == 0, output[-3000:]
+        elapsed = int(time.monotonic() - started)
+        assert set(MON.check_output("ls %s" % TARGETS_DIR).split()) == {"%s.json" % name for name in FILE_SD_JOBS}
+        config = yaml.safe_load(curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"])
+        read = {path for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for path in sd["files"]}
+        assert read == {"%s/%s.json" % (TARGETS_DIR, name) for name in FILE_SD_JOBS}
+        assert main_pid() == pid
+        # The YAML files went after the reload, not before it.
+        done = [(module, result) for _task, module, result in changes(report, "mon-prom")]
+        reload_at = [i for i, (module, result) in enumerate(done)
+                     if module == "ansible.builtin.systemd_service" and result.get("name") == "prometheus"]
+        removed_at = [i for i, (module, result) in enumerate(done)
+                      if module == "ansible.builtin.file" and str(result.get("path")).startswith(TARGETS_DIR + "/")]
+        assert sorted(done[i][1]["path"] for i in removed_at) == sorted(
+            "%s/%s.yml" % (TARGETS_DIR, name) for name in FILE_SD_JOBS), done
+        assert reload_at and max(reload_at) < min(removed_at), done
+        # Every target scraped every 5 s throughout the run; two samples of slack: the window's edges, and the
+        # reload restarting the scrape loops of the jobs whose configuration changed (their file names).
+        assert wait_for(lambda: wanted <= up_targets(), timeout=30)
+        short = {t: scrapes(t[0], t[1], elapsed) for t in wanted if scrapes(t[0], t[1], elapsed) < elapsed // 5 - 2}
+        assert not short, "targets with gaps in the %d s of the run: %s" % (elapsed, short)
+    finally:
+        if rc != 0:
+            run_playbook("converge.yml", "--limit", "mon-prom")
 
 
 def test_tls_exporter_is_scraped_over_verified_https_with_basic_auth():

@@ -1,6 +1,6 @@
+import json
+
 import pytest
-import yaml
-from ansible.plugins.filter.core import to_nice_yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.fleetwatch.falco_stack.plugins.filter.prometheus_targets import FilterModule, prometheus_targets
@@ -104,7 +104,7 @@ def test_falco_exporter_behind_its_tls_proxy_goes_to_the_tls_job():
     assert hosts_of(result["jobs"]["falco-exporter-tls"]) == ["proxied"]
     assert result["jobs"]["falco-exporter-tls"][0]["targets"] == ["proxied:9500"]
     assert result["basic_auth_hosts"] == ["proxied"]
-    assert yaml.safe_load(result["files"]["falco-exporter-tls"]) == result["jobs"]["falco-exporter-tls"]
+    assert json.loads(result["files"]["falco-exporter-tls"]) == result["jobs"]["falco-exporter-tls"]
 
 
 def test_a_host_asking_for_basic_auth_twice_is_named_once():
@@ -154,20 +154,23 @@ def test_addresses_and_ports_prometheus_would_refuse_are_named_with_their_variab
 
 
 class TaggedStr(str):
-    """Like the str subclasses Ansible hands filters for inventory values (YAML's safe emitter refuses them)."""
+    """Like the str subclasses Ansible hands filters for inventory values."""
 
 
-def test_files_hold_each_jobs_target_groups_as_the_yaml_prometheus_reads():
+def test_files_hold_each_jobs_target_groups_as_the_json_prometheus_reads():
     hostvars = {"a": {"cloud": TaggedStr("aws"), "ansible_host": TaggedStr("192.0.2.1")}, "b": {"site": "é-1"},
                 "mon": {}}
     result = targets(hostvars, job_hosts={"node-exporter": ["a", "b"], "falco": ["a", "b"]},
                      label_vars=[TaggedStr("cloud"), "site"], address_var="ansible_host", self_host="mon")
     assert set(result["files"]) == set(result["jobs"])
     for job, groups in result["jobs"].items():
-        assert yaml.safe_load(result["files"][job]) == groups
-        # What the role rendered before with to_nice_yaml(indent=2, sort_keys=true): hosts keep their files unchanged.
-        assert result["files"][job] == to_nice_yaml(groups, indent=2, sort_keys=True)
-    assert result["files"]["node-exporter"].startswith("- labels:\n    cloud: aws\n    host: a\n  targets:\n  - 192.0.2.1:9100\n")
+        assert json.loads(result["files"][job]) == groups
+        assert result["files"][job].endswith("]\n")
+    # The bytes a converged host holds: keys sorted, two-space indent, one newline at the end.
+    assert result["files"]["node-exporter"] == (
+        '[\n  {\n    "labels": {\n      "cloud": "aws",\n      "host": "a"\n    },\n    "targets": [\n'
+        '      "192.0.2.1:9100"\n    ]\n  },\n  {\n    "labels": {\n      "host": "b",\n      "site": "\\u00e9-1"\n'
+        '    },\n    "targets": [\n      "b:9100"\n    ]\n  }\n]\n')
     assert result["files"]["falcosidekick"] == "[]\n"
     assert result["self_labels"] == {"host": "mon"}
     assert targets(hostvars, self_host="a")["self_labels"] == {"host": "a", "cloud": "aws"}
@@ -180,54 +183,74 @@ def test_files_hold_each_jobs_target_groups_as_the_yaml_prometheus_reads():
     assert compact["files"] == result["files"] and compact["self_labels"] == result["self_labels"]
 
 
+def test_the_same_inventory_in_another_variable_order_gives_the_same_bytes():
+    """Idempotence: the file a host holds must not change because the inventory lists variables differently."""
+    forward = {"a": {"cloud": "aws", "site": "s1", "env": "prod"}, "b": {"site": "s2", "cloud": "gcp"}}
+    backward = {"a": {"env": "prod", "site": "s1", "cloud": "aws"}, "b": {"cloud": "gcp", "site": "s2"}}
+    labels = ["site", "env", "cloud"]
+    assert targets(forward, label_vars=labels)["files"] == targets(backward, label_vars=labels[::-1])["files"]
+
+
 @pytest.mark.parametrize("value", [
-    "aws", "eu-west-1", "rack_7", "a.b/c:d", "192.0.2.10:9100", "[2001:db8::5]:9100", "yes", "No", "on", "OFF",
-    "null", "~", "", "true", "1", "0x1f", "0o17", "017", "1_000", "1e3", "1.5", ".inf", ".NaN", "12:30", "190:20:30",
-    "2026-11-28", "2026-11-28 04:00:00", "<<", "=", "-", "-a", "a:", "a: b", "a #b", "#a", "@a", "`a", "!a", "&a",
-    "*a", "%a", "|a", ">a", "'a", '"a', "{a}", "[a]", "a,b", "?a", "a b", " a", "a ", "a\tb", "a\nb", "é-1", "a\u2028b",
-    "x" * 200, ("word " * 30).strip(), "---", "...", "a---", "_", "0", "-1", "+1",
+    "aws", "a.b/c:d", "[2001:db8::5]:9100", "yes", "No", "null", "~", "", "1", "1e3", ".inf", "12:30", "2026-11-28",
+    "a: b", "a #b", "#a", "'a", '"a', "{a}", "{{ a }}", "[a]", "a,b", "a b", " a", "a\tb", "a\nb", "a\\b", "é-1",
+    "a\u2028b", "\U0001f600", "x" * 200, "\x00", "\x7f",
 ])
-def test_file_sd_text_is_what_to_nice_yaml_writes_for_any_label_value_or_target(value):
-    groups = [{"targets": ["first:9100"], "labels": {"host": "first", "cloud": "aws"}},
-              {"targets": [value], "labels": {"host": "h", "cloud": value, "zone": "z"}},
-              {"targets": ["last:9100", value], "labels": {"host": "last"}}]
-    text = prometheus_targets.__globals__["_file_sd_text"](groups)
-    assert text == to_nice_yaml(groups, indent=2, sort_keys=True)
-    assert yaml.safe_load(text) == groups
+def test_any_label_value_or_target_reads_back_from_the_file_unchanged(value):
+    hostvars = {"first": {"cloud": "aws"}, "h": {"cloud": value, "zone": "z", "at": value}}
+    result = targets(hostvars, label_vars=["cloud", "zone"], address_var="at")
+    for job in ("node-exporter", "falco"):
+        groups = json.loads(result["files"][job])
+        assert groups[1] == {"targets": ["%s:%s" % (value, 9100 if job == "node-exporter" else 8765)],
+                             "labels": {"host": "h", "cloud": value, "zone": "z"}}
+        assert groups == result["jobs"][job]
 
 
-@pytest.mark.parametrize("name", ["on", "yes", "null", "a1", "b", "zz"])
-def test_file_sd_text_sorts_and_quotes_label_names_as_to_nice_yaml_does(name):
-    groups = [{"targets": ["t:1"], "labels": {"host": "h", name: "v", "cloud": "c"}}]
-    assert prometheus_targets.__globals__["_file_sd_text"](groups) == to_nice_yaml(groups, indent=2, sort_keys=True)
-
-
-class TemplatingView(dict):
-    """hostvars[host] stand-in with raw values underneath, as Ansible's view has: reading through it templates."""
+class HostVars(dict):
+    """Ansible's hostvars as the filter sees it: hostvars[host] computes the host's variables and hands out templated
+    values; raw_get(host) computes them and hands them out untemplated. Counts both."""
 
     def __init__(self, raw, rendered):
         super().__init__(rendered)
-        self._vars = raw
+        self.raw = raw
+        self.computed = []
         self.templated = []
 
-    def __getitem__(self, key):
-        self.templated.append(key)
-        return super().__getitem__(key)
+    def raw_get(self, name):
+        self.computed.append(name)
+        return self.raw[name]
+
+    def __getitem__(self, name):
+        self.computed.append(name)
+        view = self
+
+        class View(dict):
+            def __getitem__(self, key):
+                view.templated.append((name, key))
+                return super().__getitem__(key)
+        return View(super().__getitem__(name))
 
 
 def test_only_values_that_can_hold_a_template_go_through_templating():
-    raw = {"cloud": "aws", "site": "{{ region }}-1", "ansible_host": "192.0.2.7", "falco_metrics_port": 8765,
-           "falco_metrics_enabled": True, "node_exporter_web_listen_address": "#jinja2:x\n{{ a }}",
-           "falco_version": None}
-    rendered = dict(raw, site="eu-1", node_exporter_web_listen_address=":9101")
-    view = TemplatingView(raw, rendered)
-    result = targets({"a": view}, address_var="ansible_host")
-    assert sorted(view.templated) == ["node_exporter_web_listen_address", "site"]
-    assert result["jobs"]["node-exporter"] == [{"targets": ["192.0.2.7:9101"],
-                                               "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}]
-    # falco_version left null falls back to the default, as before.
-    assert result["jobs"]["falco"] == [{"targets": ["192.0.2.7:8765"],
-                                       "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}]
+    raw = {"a": {"cloud": "aws", "site": "{{ region }}-1", "ansible_host": "192.0.2.7", "falco_metrics_port": 8765,
+                 "falco_metrics_enabled": True, "node_exporter_web_listen_address": "#jinja2:x\n{{ a }}",
+                 "falco_version": None},
+           "b": {"cloud": "gcp", "ansible_host": "192.0.2.8", "node_exporter_basic_auth_users": {"p": "{{ pw }}"}},
+           "c": {"cloud": "aws", "ansible_host": "192.0.2.9", "falco_grpc_enabled": False}}
+    rendered = {"a": dict(raw["a"], site="eu-1", node_exporter_web_listen_address=":9101"),
+                "b": dict(raw["b"], node_exporter_basic_auth_users={"p": "secret"}), "c": raw["c"]}
+    hostvars = HostVars(raw, rendered)
+    result = targets(hostvars, address_var="ansible_host")
+    assert sorted(hostvars.templated) == [("a", "node_exporter_web_listen_address"), ("a", "site"),
+                                          ("b", "node_exporter_basic_auth_users")]
+    # Each host's variables computed once, and once more for a host that has values to template.
+    assert sorted(hostvars.computed) == ["a", "a", "b", "b", "c"]
+    assert result["jobs"]["node-exporter"][0] == {"targets": ["192.0.2.7:9101"],
+                                                  "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}
+    # falco_version left null falls back to the default.
+    assert result["jobs"]["falco"][0] == {"targets": ["192.0.2.7:8765"],
+                                          "labels": {"host": "a", "cloud": "aws", "site": "eu-1"}}
+    assert result["basic_auth_hosts"] == ["b"]
 
 
 def test_job_groups_add_their_hosts_once_in_inventory_order_and_skip_groups_the_inventory_lacks():
@@ -241,3 +264,30 @@ def test_job_groups_add_their_hosts_once_in_inventory_order_and_skip_groups_the_
     assert hosts_of(result["jobs"]["falco"]) == ["b", "c"]
     assert hosts_of(result["jobs"]["falcosidekick"]) == ["mon"]
     assert result["jobs"]["docker-exporter"] == []
+
+
+def test_with_ansibles_own_hostvars_plain_hosts_are_computed_once_and_templates_rendered(tmp_path, monkeypatch):
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n    plain: {cloud: aws, falco_metrics_port: 8765}\n"
+        "    templated: {cloud: gcp, zone: west, site: '{{ cloud }}-{{ zone }}'}\n")
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources=[str(tmp_path / "hosts.yml")])
+    manager = VariableManager(loader=loader, inventory=inventory)
+    hostvars = HostVars(inventory=inventory, variable_manager=manager, loader=loader)
+    computed = []
+    get_vars = VariableManager.get_vars
+
+    def counting_get_vars(self, *args, **kwargs):
+        computed.append(kwargs["host"].name)
+        return get_vars(self, *args, **kwargs)
+    monkeypatch.setattr(VariableManager, "get_vars", counting_get_vars)
+    result = targets(hostvars, job_hosts={"node-exporter": ["plain", "templated"], "falco": ["plain", "templated"]})
+    assert result["labels"] == {"plain": {"host": "plain", "cloud": "aws"},
+                                "templated": {"host": "templated", "cloud": "gcp", "site": "gcp-west"}}
+    # Computing a host's variables is the costly step: once per host, once more for a host whose values are templates.
+    assert sorted(computed) == ["plain", "templated", "templated"]
