@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The execution environment without a registry: build it, run site.yml from inside it, compare with the controller.
-# Usage: scripts/ee.sh build | run | check
+# Usage: scripts/ee.sh build | run | check | all
 #   build: the Debian base (lab/build-images.sh ee-base), the collection tarballs (this one, and its dependencies
 #          packed from the venv's `ansible` package by scripts/ee_collections.py), then ansible-builder build of
 #          execution-environment-airgapped.yml with podman; prints the time it took and the image size.
 #   run:   site.yml from inside the image, by ansible-runner, against the lab of $FLEETWATCH_LAB_INVENTORY (default
 #          inventories/lab-ee/hosts.yml, which must be up) over SSH; prints the recap (log and artifacts kept).
-#   check: build, the lab up (site.yml from the controller), site.yml again from the controller, then from the
-#          image; fails unless both say changed=0 for every host and their recaps are the same. Removes the lab
-#          afterwards (FLEETWATCH_EE_KEEP_LAB=yes keeps it).
+#   check: with the image built: the lab up (site.yml from the controller), site.yml again from the controller, then
+#          from the image; fails unless both say changed=0 for every host and their recaps are the same. Removes the
+#          lab afterwards (FLEETWATCH_EE_KEEP_LAB=yes keeps it).
+#   all:   build, then check.
 # Env: FLEETWATCH_EE_IMAGE (default localhost/fleetwatch-ee:VERSION from galaxy.yml).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -69,8 +70,8 @@ run() {
   activate_venv
   [ "${FLEETWATCH_LAB_TRANSPORT:-ssh}" = ssh ] || die "the run from the image reaches the hosts over SSH: unset FLEETWATCH_LAB_TRANSPORT"
   podman image exists "$IMAGE" || die "no image $IMAGE: run scripts/ee.sh build first"
-  local hosts=() add_hosts=() name ip
-  while read -r name ip; do hosts+=("$name"); add_hosts+=(--add-host "$name:$ip"); done < <(python lab/fleet.py list "$INVENTORY")
+  local hosts=() name _ip
+  while read -r name _ip; do hosts+=("$name"); done < <(python lab/fleet.py list "$INVENTORY")
   [ "${#hosts[@]}" -gt 0 ] || die "no lab host of $INVENTORY exists: FLEETWATCH_LAB_INVENTORY=$INVENTORY scripts/lab.sh up"
   local ssh_dir
   ssh_dir=$(lab_ssh_dir "${hosts[0]}")
@@ -97,7 +98,7 @@ run() {
   [ ! -d "$REPO_ROOT/../shared" ] || mounts+=(-v "$(cd "$REPO_ROOT/../shared" && pwd):$EE_HOME/shared:ro")
   say "ee: site.yml from inside $IMAGE on ${hosts[*]}"
   local start=$SECONDS rc=0
-  podman run --rm --name fleetwatch-ee-run --user "$EE_UID" -e HOME="$EE_HOME" "${add_hosts[@]}" \
+  podman run --rm --name fleetwatch-ee-run --user "$EE_UID" -e HOME="$EE_HOME" \
     -v "$pdd:$EE_HOME" "${mounts[@]}" "$IMAGE" \
     ansible-runner run "$EE_HOME" --ident site -p playbooks/site.yml \
       --inventory "$EE_HOME/project/$INVENTORY" >"$WORK/run.log" 2>&1 || rc=$?
@@ -115,7 +116,8 @@ no_change() { # RECAP_FILE WHAT
 
 check() {
   local start=$SECONDS step
-  build
+  activate_venv
+  podman image exists "$IMAGE" || die "no image $IMAGE: run scripts/ee.sh build first"
   [ "${FLEETWATCH_EE_KEEP_LAB:-no}" = yes ] || trap 'bash "$REPO_ROOT/scripts/lab.sh" down' EXIT
   step=$SECONDS
   bash scripts/lab.sh up >"$WORK/up.log" 2>&1 || { tail -n 40 "$WORK/up.log"; die "lab up failed (log: $WORK/up.log)"; }
@@ -133,5 +135,6 @@ check() {
 
 case "${1:-}" in
   build|run|check) "$1" ;;
-  *) echo "usage: $0 build|run|check" >&2; exit 2 ;;
+  all) build; check ;;
+  *) echo "usage: $0 build|run|check|all" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@ script stops and says which file differs.
 """
 
 import argparse
+import gzip
 import hashlib
 import importlib.util
 import io
@@ -80,7 +81,7 @@ def pack(path, output_dir):
 
     def add(tar, arcname, data=None):
         member = tarfile.TarInfo(arcname)
-        # Fixed owner and time: the same installed collection gives the same tarball contents.
+        # Fixed owner and time: the same installed collection gives the same tarball.
         member.uid = member.gid = 0
         member.uname = member.gname = ""
         member.mtime = 0
@@ -91,7 +92,9 @@ def pack(path, output_dir):
             member.size, member.mode = len(data), 0o644
             tar.addfile(member, io.BytesIO(data))
 
-    with tarfile.open(target, "w:gz") as tar:
+    # gzip without a time stamp either: an unchanged collection gives the same bytes, and the image build its cache.
+    with open(target, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         add(tar, "MANIFEST.json", json.dumps(manifest, indent=4).encode())
         add(tar, "FILES.json", files_json)
         for entry in kept:
