@@ -103,7 +103,8 @@ run() {
     ansible-runner run "$EE_HOME" --ident site -p playbooks/site.yml \
       --inventory "$EE_HOME/project/$INVENTORY" >"$WORK/run.log" 2>&1 || rc=$?
   say "ee: ansible-runner exited $rc after $(elapsed $((SECONDS - start))) (log: $WORK/run.log, artifacts: $pdd/artifacts/site)"
-  recap "$WORK/run.log" | tee "$WORK/recap-ee.txt"
+  # The job's output as ansible-runner keeps it for AWX (the console copy in run.log is the same text).
+  recap "$pdd/artifacts/site/stdout" | tee "$WORK/recap-ee.txt"
   [ "$rc" = 0 ] || { tail -n 40 "$WORK/run.log"; return 1; }
 }
 
@@ -118,6 +119,7 @@ check() {
   local start=$SECONDS step
   activate_venv
   podman image exists "$IMAGE" || die "no image $IMAGE: run scripts/ee.sh build first"
+  mkdir -p "$WORK"
   [ "${FLEETWATCH_EE_KEEP_LAB:-no}" = yes ] || trap 'bash "$REPO_ROOT/scripts/lab.sh" down' EXIT
   step=$SECONDS
   bash scripts/lab.sh up >"$WORK/up.log" 2>&1 || { tail -n 40 "$WORK/up.log"; die "lab up failed (log: $WORK/up.log)"; }
