@@ -104,7 +104,7 @@ run() {
       --inventory "$EE_HOME/project/$INVENTORY" >"$WORK/run.log" 2>&1 || rc=$?
   say "ee: ansible-runner exited $rc after $(elapsed $((SECONDS - start))) (log: $WORK/run.log, artifacts: $pdd/artifacts/site)"
   # The job's output as ansible-runner keeps it for AWX (the console copy in run.log is the same text).
-  recap "$pdd/artifacts/site/stdout" | tee "$WORK/recap-ee.txt"
+  recap "$pdd/artifacts/site/stdout" 2>/dev/null | tee "$WORK/recap-ee.txt" || true
   [ "$rc" = 0 ] || { tail -n 40 "$WORK/run.log"; return 1; }
 }
 
