@@ -7,6 +7,7 @@
 #   localhost/fleetwatch-test/node-exporter:debian12   LOCAL TEST IMAGE standing in for quay.io/prometheus/node-exporter
 #   localhost/fleetwatch-test/prometheus:v2.42.0-debian12    LOCAL TEST IMAGE standing in for docker.io/prom/prometheus
 #   localhost/fleetwatch-test/alertmanager:v0.25.0-debian12  LOCAL TEST IMAGE standing in for docker.io/prom/alertmanager
+#   localhost/fleetwatch-lab/ee-base:debian12          base of the execution environment (only when named: ee-base)
 #
 # Each image carries the label fleetwatch.recipe=<sha256 of its recipe inputs>: the files in
 # lab/images/<dir>/, the builder function of this script, the apt mirror (base only) and the image ID
@@ -14,7 +15,8 @@
 # parent rebuilds its children. Build logs: $FLEETWATCH_LAB_LOGDIR/<image>.log.
 #
 # Usage: lab/build-images.sh [--force] [--verbose] [IMAGE...]
-#   IMAGE: base, systemd, podman, node-exporter, prometheus, alertmanager (default: all, in that order)
+#   IMAGE: base, systemd, podman, node-exporter, prometheus, alertmanager (default: these, in that order), ee-base
+#          (only when named: scripts/ee.sh builds it)
 # Env:   FLEETWATCH_LAB_MIRROR, FLEETWATCH_LAB_SECURITY_MIRROR (default: taken from the host's apt sources;
 #        FLEETWATCH_LAB_SECURITY_MIRROR=none leaves the security suite out),
 #        FLEETWATCH_LAB_LOGDIR (default /var/tmp/fleetwatch-lab/logs),
@@ -37,6 +39,7 @@ NODE_EXPORTER=localhost/fleetwatch-test/node-exporter:debian12
 # Tags carry Debian 12's upstream versions: roles/prometheus picks its agent-mode flag from the tag's version.
 PROMETHEUS=localhost/fleetwatch-test/prometheus:v2.42.0-debian12
 ALERTMANAGER=localhost/fleetwatch-test/alertmanager:v0.25.0-debian12
+EE_BASE=localhost/fleetwatch-lab/ee-base:debian12
 
 FORCE=0
 VERBOSE=0
@@ -50,7 +53,7 @@ while (($#)); do
     --force | -f) FORCE=1 ;;
     --verbose | -v) VERBOSE=1 ;;
     -h | --help) usage; exit 0 ;;
-    base | systemd | podman | node-exporter | prometheus | alertmanager) SELECTED+=("$1") ;;
+    base | systemd | podman | node-exporter | prometheus | alertmanager | ee-base) SELECTED+=("$1") ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   shift
@@ -239,6 +242,7 @@ selected podman && process "${PODMAN_HOST}" "${IMAGES_DIR}/debian12-podman" "${S
 selected node-exporter && process "${NODE_EXPORTER}" "${IMAGES_DIR}/node-exporter" "${BASE}"
 selected prometheus && process "${PROMETHEUS}" "${IMAGES_DIR}/prometheus" "${BASE}"
 selected alertmanager && process "${ALERTMANAGER}" "${IMAGES_DIR}/alertmanager" "${BASE}"
+selected ee-base && process "${EE_BASE}" "${IMAGES_DIR}/ee-base" "${BASE}"
 # Leftovers of earlier builds of ours (untagged, still carrying our label), nothing else.
 podman images --quiet --filter dangling=true --filter label=fleetwatch.recipe | sort -u |
   while read -r id; do podman image rm "${id}" >/dev/null 2>&1 || true; done

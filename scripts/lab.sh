@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: deploy the stack to a local lab of containers described by inventories/lab/hosts.yml.
-# Usage: scripts/lab.sh up | verify | down | status | tuning-loop [HOST] | dashboards [HOST]
+# Usage: scripts/lab.sh up | verify | down | status | site [ARGS] | site-args | tuning-loop [HOST] | dashboards [HOST]
+#   site: site.yml once on the lab as it is, with this lab's extra variables (site-args prints them) and ARGS.
 #   verify: on a converged lab, site.yml again and then with --check --diff must both report zero changes.
 #   tuning-loop: the tuning loop with the real Falco on HOST (default lab-agent-1): noise, triage.yml's proposal,
 #                the exception applied, the noise gone while other readers still alert (lab/tuning_loop.py).
@@ -50,11 +51,18 @@ up() {
   status
 }
 
+# The extra variables site.yml gets in this lab, one command-line word per line (scripts/ee.sh passes the same ones to
+# the run inside the execution environment).
+site_args() {
+  printf '%s\n' -e "fleetwatch_falco_group=$FALCO_HOSTS"
+  [ "$FALCO_SOURCE" != repository ] || printf '%s\n' -e '{"falco_install_method": "repo", "falco_rulesets": []}'
+  printf '%s\n' -e "fleetwatch_grafana_enabled=$GRAFANA_ENABLED"
+}
+
 site() {
-  local falco_from_repository=()
-  [ "$FALCO_SOURCE" != repository ] || falco_from_repository=(-e '{"falco_install_method": "repo", "falco_rulesets": []}')
-  ansible-playbook -i "$INVENTORY" -e "fleetwatch_falco_group=$FALCO_HOSTS" "${falco_from_repository[@]}" \
-    -e "fleetwatch_grafana_enabled=$GRAFANA_ENABLED" playbooks/site.yml "$@"
+  local args
+  mapfile -t args < <(site_args)
+  ansible-playbook -i "$INVENTORY" "${args[@]}" playbooks/site.yml "$@"
 }
 
 # Runs site.yml with the given options; fails unless every host's recap says changed=0.
@@ -130,7 +138,14 @@ down() {
 
 case "${1:-}" in
   up|verify|down|status) "$1" ;;
+  site)
+    shift
+    activate_venv
+    link_source_collection
+    export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+    site "$@" ;;
+  site-args) site_args ;;
   tuning-loop) shift; tuning_loop "$@" ;;
   dashboards) shift; dashboards "$@" ;;
-  *) echo "usage: $0 up|verify|down|status|tuning-loop [HOST]|dashboards [HOST]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|verify|down|status|site [ARGS]|site-args|tuning-loop [HOST]|dashboards [HOST]" >&2; exit 2 ;;
 esac
