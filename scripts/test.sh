@@ -87,14 +87,21 @@ stage_build() {
 
 # A scenario that needs data from outside the project lists it in molecule/NAME/requires (paths relative to the
 # project root, such as the real Falco package in ../shared/packages); on a checkout without it, it is skipped and
-# says why.
+# says why. One that needs something of the machine has an executable molecule/NAME/can-run: exit 77 skips the
+# scenario with the reason it prints (falco_real: a kernel that refuses the real Falco's probe), another non-zero
+# exit fails it.
 stage_molecule() {
   activate_venv
-  local scenario=$1 path
+  local scenario=$1 path reason rc=0
   if [ -f "molecule/$scenario/requires" ]; then
     while read -r path; do
       [ -z "$path" ] || [ -e "$path" ] || { echo "molecule:$scenario skipped: $path not found"; return 0; }
     done < "molecule/$scenario/requires"
+  fi
+  if [ -x "molecule/$scenario/can-run" ]; then
+    reason=$("molecule/$scenario/can-run") || rc=$?
+    if [ "$rc" = 77 ]; then echo "molecule:$scenario skipped: $reason"; return 0; fi
+    [ "$rc" = 0 ] || { echo "molecule:$scenario: its can-run check failed (exit $rc): $reason"; return 1; }
   fi
   molecule test -s "$scenario"
 }

@@ -14,11 +14,20 @@ from __future__ import annotations
 UNIT_PROPERTIES = ("ActiveState", "SubState", "MainPID", "NRestarts", "ExecMainStartTimestampMonotonic",
                    "InvocationID", "LoadState")
 
+# The counter of system call events the driver delivered (kernel event counters on): above zero once the driver
+# opened and events flow; Falco leaves a zero out of its metrics (include_empty_values: false).
+EVENTS_METRIC = "falcosecurity_scap_n_evts_total"
+
 # Lines of Falco's own log and what they mean for the operator, first match wins; each hint names what to change.
 # The drivers a hint applies to (None: any).
 HINTS = (
     (("Error reading config file", "LOAD_ERR", "Error loading rules", "Runtime error"), None,
      "Falco refused its configuration or rules at start-up: the lines above name the file and the key."),
+    (("BPF program is too large", "processed 1000001 insns"), ("modern_ebpf",),
+     "The kernel's BPF verifier refused the modern eBPF probe as too complex (its limit is a million instructions). "
+     "Without CAP_SYS_ADMIN (or CAP_BPF with CAP_PERFMON) the verifier is stricter: give Falco those. With them, "
+     "this Falco build's probe does not load on this kernel: use a Falco release whose probe it accepts, or "
+     "falco_driver: kmod."),
     (("BTF", "vmlinux"), ("modern_ebpf",),
      "The kernel offers no BTF (/sys/kernel/btf/vmlinux), which modern_ebpf needs: set falco_driver: kmod, or boot "
      "a kernel built with CONFIG_DEBUG_INFO_BTF."),
@@ -50,6 +59,18 @@ def as_int(props, key):
         return int(props.get(key) or 0)
     except ValueError:
         return 0
+
+
+def events_seen(metrics_text):
+    """The value of EVENTS_METRIC in a Prometheus text exposition (0 when absent or unreadable)."""
+    for line in metrics_text.splitlines():
+        name, _space, value = line.partition(" ")
+        if name == EVENTS_METRIC or name.startswith(EVENTS_METRIC + "{"):
+            try:
+                return float(value.split()[0])
+            except (ValueError, IndexError):
+                return 0
+    return 0
 
 
 def hint_for(log_lines, driver):

@@ -12,8 +12,11 @@ short_description: Confirm Falco is up, or fail with its last log lines and what
 version_added: 0.1.0
 description:
   - Watches the Falco systemd unit until its main process has stayed up O(settle) seconds with no restart, then,
-    where O(healthz_url) is given, until Falco's C(/healthz) answers 200. A Falco whose driver cannot load starts,
-    answers for a moment and exits, and systemd restarts it; this module tells that apart from a Falco that runs.
+    where O(healthz_url) is given, until Falco's C(/healthz) answers 200, and, where O(metrics_url) is given, until
+    its driver has delivered events (C(falcosecurity_scap_n_evts_total) above zero). A Falco whose driver cannot
+    load starts, answers for a moment and exits, and systemd restarts it; this module tells that apart from a Falco
+    that runs. Loading the modern eBPF probe can take the kernel's verifier half a minute, during which Falco is up
+    and answers C(/healthz) but sees nothing: only the events counter shows the probe is in.
   - Fails with the reason, the unit's last log lines and a hint (wrong driver, no kernel BTF, a missing capability,
     a refused configuration) when Falco does not run, exits, or is restarted while it watches.
   - Only reads; runs the same in check mode.
@@ -46,9 +49,15 @@ options:
       off.
     type: str
     default: ""
+  metrics_url:
+    description: Falco's Prometheus endpoint, for example C(http://127.0.0.1:8765/metrics), with kernel event counters
+      on; empty when Falco serves no metrics or has no driver (C(nodriver)). Over C(https://) the certificate is
+      checked as for O(healthz_url).
+    type: str
+    default: ""
   healthz_cert_file:
     description:
-      - For an C(https://) O(healthz_url), the PEM file whose certificate Falco serves (the webserver's
+      - For an C(https://) O(healthz_url) or O(metrics_url), the PEM file whose certificate Falco serves (the webserver's
         C(ssl_certificate)). The module accepts exactly that certificate, which proves it talks to this host's
         Falco without needing the address in the certificate's names.
     type: path
@@ -97,9 +106,11 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_health import (
+    EVENTS_METRIC,
     UNIT_PROPERTIES,
     Watch,
     as_int,
+    events_seen,
     failure_message,
     parse_show,
 )
@@ -131,13 +142,13 @@ def served_certificate(cert_file):
     return ssl.PEM_cert_to_DER_cert(pem[pem.index(begin):pem.index(end) + len(end)])
 
 
-def healthz(url, cert_file):
-    """None when /healthz answered 200 (over https: with the certificate in cert_file); else why not."""
+def fetch(url, cert_file):
+    """(None, body) when url answered 200 (over https: with the certificate in cert_file); else (why not, None)."""
     parts = urlsplit(url)
     try:
         if parts.scheme == "https":
             if not cert_file:
-                return "an https healthz_url needs healthz_cert_file"
+                return "an https URL needs healthz_cert_file", None
             # Exactly our certificate is accepted, compared after the handshake: that proves it is this host's
             # Falco whatever address the certificate names, with no chain or name check left out in its place.
             context = ssl.create_default_context()
@@ -146,15 +157,31 @@ def healthz(url, cert_file):
             conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=5, context=context)
             conn.connect()
             if conn.sock.getpeercert(binary_form=True) != served_certificate(cert_file):
-                return "%s served a certificate other than the one in %s" % (url, cert_file)
+                return "%s served a certificate other than the one in %s" % (url, cert_file), None
         else:
             conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=5)
         conn.request("GET", parts.path or "/")
-        status = conn.getresponse().status
+        response = conn.getresponse()
+        body = response.read().decode("utf-8", "replace")
         conn.close()
-        return None if status == 200 else "%s answered %s" % (url, status)
+        return (None, body) if response.status == 200 else ("%s answered %s" % (url, response.status), None)
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return "%s did not answer (%s)" % (url, exc)
+        return "%s did not answer (%s)" % (url, exc), None
+
+
+def healthz(url, cert_file):
+    """None when /healthz answered 200 (over https: with the certificate in cert_file); else why not."""
+    return fetch(url, cert_file)[0]
+
+
+def driver_problem(url, cert_file):
+    """None when Falco's metrics show its driver delivered events; else why not."""
+    problem, body = fetch(url, cert_file)
+    if problem:
+        return problem
+    if events_seen(body) > 0:
+        return None
+    return "its driver has delivered no event yet (%s on %s)" % (EVENTS_METRIC, url)
 
 
 def main():
@@ -166,6 +193,7 @@ def main():
             watch=dict(type="bool", default=False),
             timeout=dict(type="int", default=90),
             healthz_url=dict(type="str", default=""),
+            metrics_url=dict(type="str", default=""),
             healthz_cert_file=dict(type="path"),
             log_lines=dict(type="int", default=25),
         ),
@@ -183,6 +211,11 @@ def main():
         verdict = watch.observe(props, now)
         if verdict == "healthy" and params["healthz_url"]:
             problem = healthz(params["healthz_url"], params["healthz_cert_file"])
+            if problem:
+                watch.reason = "it is up, but " + problem
+                verdict = "waiting"
+        if verdict == "healthy" and params["metrics_url"]:
+            problem = driver_problem(params["metrics_url"], params["healthz_cert_file"])
             if problem:
                 watch.reason = "it is up, but " + problem
                 verdict = "waiting"

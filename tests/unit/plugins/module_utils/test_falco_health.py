@@ -9,11 +9,12 @@ import pytest
 
 from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_health import (
     Watch,
+    events_seen,
     failure_message,
     hint_for,
     parse_show,
 )
-from ansible_collections.fleetwatch.falco_stack.plugins.modules.falco_health import healthz
+from ansible_collections.fleetwatch.falco_stack.plugins.modules.falco_health import driver_problem, healthz
 
 # systemctl show output of a Falco whose probe loads (started at monotonic 100 s).
 RUNNING = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running", "MainPID": "664",
@@ -111,12 +112,15 @@ def test_the_failure_message_names_the_unit_the_reason_the_log_and_what_to_do():
 
 class Answer(http.server.BaseHTTPRequestHandler):
     status = 200
+    # What /metrics serves; the test sets it.
+    metrics = b""
 
     def do_GET(self):  # noqa: N802
-        self.send_response(self.status if self.path == "/healthz" else 404)
-        self.send_header("Content-Length", "2")
+        body = {"/healthz": b"ok", "/metrics": self.metrics}.get(self.path, b"")
+        self.send_response(self.status if self.path in ("/healthz", "/metrics") else 404)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(body)
 
     def log_message(self, *_args):
         pass
@@ -157,3 +161,42 @@ def test_healthz_over_https_accepts_exactly_our_certificate(tmp_path):
     assert "certificate other than the one in" in healthz(url, str(other))
     assert "needs healthz_cert_file" in healthz(url, None)
     server.shutdown()
+
+
+# The lines of the recorded Falco 0.44.1 scrape around the counter (tests read no file of ../shared here).
+SCRAPE = """# HELP falcosecurity_scap_n_evts_total https://falco.org/docs/metrics/
+# TYPE falcosecurity_scap_n_evts_total counter
+falcosecurity_scap_n_evts_total 291
+falcosecurity_scap_n_evts_drop_buffer_total 0
+"""
+
+
+def test_events_seen_reads_the_driver_event_counter():
+    assert events_seen(SCRAPE) == 291
+    assert events_seen(SCRAPE.replace(" 291", "{host=\"a\"} 7")) == 7
+    # Falco leaves a zero counter out (include_empty_values: false); a similar name is another metric.
+    assert events_seen("falcosecurity_scap_n_evts_drop_buffer_total 3\n") == 0
+    assert events_seen("") == 0
+
+
+def test_a_falco_up_whose_driver_delivered_nothing_is_not_healthy():
+    """Loading the probe can take the verifier half a minute: /healthz answers, /metrics lacks the counter."""
+    server = serve()
+    url = "http://127.0.0.1:%d/metrics" % server.server_address[1]
+    try:
+        Answer.metrics = b"falcosecurity_falco_version_info{version=\"0.44.1\"} 1\n"
+        assert "its driver has delivered no event yet" in driver_problem(url, None)
+        Answer.metrics = SCRAPE.encode()
+        assert driver_problem(url, None) is None
+    finally:
+        Answer.metrics = b""
+        server.shutdown()
+    assert "did not answer" in driver_problem(url, None)
+
+
+def test_the_verifier_refusing_the_probe_gets_its_own_hint():
+    log = ["BPF program is too large. Processed 1000001 insn",
+           "[libs]: libbpf: prog 'recvmmsg_x': failed to load: -7",
+           "An error occurred in an event source, forcing termination..."]
+    hint = hint_for(log, "modern_ebpf")
+    assert "verifier" in hint and "falco_driver: kmod" in hint and "CAP_SYS_ADMIN" in hint
