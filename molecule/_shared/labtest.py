@@ -4,7 +4,6 @@
 import json
 import os
 import re
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -92,15 +91,69 @@ def wait_for(check, timeout=120, interval=2):
         time.sleep(interval)
 
 
-def curl_json(host, url, *args):
-    """GET url from inside a lab host (a testinfra host) with curl; return the decoded JSON."""
-    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
-    return json.loads(host.check_output(command))
+# Run inside a lab host by http_get with python3, which every host has (curl is not on a minimal host, and the lab
+# hosts hold only what a minimal cloud image does: docs/testing.md). One JSON argument in, one JSON line out.
+HTTP_GET = r"""
+import base64, json, socket, ssl, sys, urllib.error, urllib.parse, urllib.request
+a = json.loads(sys.argv[1])
+url = a["url"] + ("?" + urllib.parse.urlencode(a["params"]) if a["params"] else "")
+request = urllib.request.Request(url)
+if a["user"] is not None:
+    token = base64.b64encode(("%s:%s" % (a["user"], a["password"])).encode()).decode()
+    request.add_header("Authorization", "Basic " + token)
+context = ssl.create_default_context(cafile=a["cafile"]) if url.startswith("https:") else None
+status, body, error = None, b"", None
+try:
+    with urllib.request.urlopen(request, timeout=a["timeout"], context=context) as reply:
+        status, body = reply.status, reply.read()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read()
+except (urllib.error.URLError, OSError) as e:
+    reason = getattr(e, "reason", e)
+    error = ("certificate" if isinstance(reason, ssl.SSLCertVerificationError) else
+             "tls" if isinstance(reason, ssl.SSLError) else
+             "refused" if isinstance(reason, ConnectionRefusedError) else
+             "timeout" if isinstance(reason, (socket.timeout, TimeoutError)) else "error: %s" % (reason,))
+print(json.dumps({"status": status, "body": body.decode("utf-8", "replace"), "error": error}))
+"""
+
+
+class Reply:
+    """What http_get got: status (None when no HTTP answer came), body, error (None, "certificate", "tls", "refused",
+    "timeout" or "error: ...")."""
+
+    def __init__(self, status, body, error):
+        self.status, self.body, self.error = status, body, error
+
+    def __repr__(self):
+        return "Reply(status=%r, error=%r, body=%r)" % (self.status, self.error, self.body[:300])
+
+
+def http_get(host, url, params=None, user=None, password=None, cafile=None, timeout=20):
+    """GET url from inside a lab host (a testinfra host) with the host's python3; params are the query string, user and
+    password basic auth, cafile the CA to verify an HTTPS server with (default: the host's trust store)."""
+    arguments = {"url": url, "params": params or {}, "user": user, "password": password, "cafile": cafile,
+                 "timeout": timeout}
+    result = host.run("python3 -c %s %s", HTTP_GET, json.dumps(arguments))
+    assert result.rc == 0, result.stdout + result.stderr
+    return Reply(**json.loads(result.stdout))
+
+
+def get_json(host, url, params=None, **kwargs):
+    """GET url from inside a lab host; fail the test unless it answers 200; return the decoded JSON."""
+    reply = http_get(host, url, params, **kwargs)
+    assert reply.status == 200, (url, reply)
+    return json.loads(reply.body)
+
+
+def ready(host, url, **kwargs):
+    """Whether url answers 200 from inside a lab host (for wait_for)."""
+    return http_get(host, url, timeout=5, **kwargs).status == 200
 
 
 def query(host, expr, at=None):
     """Instant query on the real Prometheus of a lab host; fails the test on an API or PromQL error."""
-    args = ["-G", "--data-urlencode", "query=" + expr] + (["--data-urlencode", "time=%s" % at] if at else [])
-    reply = curl_json(host, "http://localhost:9090/api/v1/query", *args)
+    params = dict({"query": expr}, **({"time": at} if at else {}))
+    reply = get_json(host, "http://localhost:9090/api/v1/query", params)
     assert reply["status"] == "success", (expr, reply)
     return reply["data"]["result"]

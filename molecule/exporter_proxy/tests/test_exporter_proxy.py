@@ -6,7 +6,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import http_get, run_playbook  # noqa: E402
 
 HOST = testinfra.get_host("podman://xp-agent")
 CA = "/root/fixture-fleet-ca.crt"
@@ -14,12 +14,9 @@ PASSWORD = "lab-only-exporter-proxy-secret-9Tz"
 URL = "https://localhost:9376/metrics"
 
 
-def curl(*args):
-    """(exit code, HTTP status, body) of a curl run inside the lab host."""
-    cmd = "curl -s --max-time 5 -o /tmp/xp-body -w '%%{http_code}' " + " ".join(["%s"] * len(args))
-    result = HOST.run(cmd, *args)
-    body = HOST.run("cat /tmp/xp-body 2>/dev/null; rm -f /tmp/xp-body").stdout
-    return result.rc, result.stdout.strip(), body
+def get(url, user=None, password=None, cafile=None):
+    """A request made inside the lab host (labtest.Reply: status, body, error)."""
+    return http_get(HOST, url, user=user, password=password, cafile=cafile, timeout=5)
 
 
 def listening_ports():
@@ -27,28 +24,28 @@ def listening_ports():
 
 
 def test_https_with_the_fleet_credential_returns_the_upstream_metrics():
-    rc, code, body = curl("--cacert", CA, "-u", "prometheus:" + PASSWORD, URL)
-    assert (rc, code) == (0, "200")
-    assert 'falco_events{hostname="xp-agent"' in body
-    assert 'rule="Fixture Write below etc"' in body
+    reply = get(URL, "prometheus", PASSWORD, CA)
+    assert (reply.error, reply.status) == (None, 200), reply
+    assert 'falco_events{hostname="xp-agent"' in reply.body
+    assert 'rule="Fixture Write below etc"' in reply.body
 
 
 def test_missing_or_wrong_credentials_are_refused():
-    assert curl("--cacert", CA, URL)[1] == "401"
-    assert curl("--cacert", CA, "-u", "prometheus:wrong-" + PASSWORD, URL)[1] == "401"
-    assert curl("--cacert", CA, "-u", "someone:" + PASSWORD, URL)[1] == "401"
+    assert get(URL, cafile=CA).status == 401
+    assert get(URL, "prometheus", "wrong-" + PASSWORD, CA).status == 401
+    assert get(URL, "someone", PASSWORD, CA).status == 401
 
 
 def test_plain_http_on_the_public_port_gets_no_metrics():
-    rc, code, body = curl("-u", "prometheus:" + PASSWORD, "http://localhost:9376/metrics")
-    assert code != "200"
-    assert "falco_events" not in body
+    reply = get("http://localhost:9376/metrics", "prometheus", PASSWORD)
+    assert reply.status != 200, reply
+    assert "falco_events" not in reply.body
 
 
 def test_a_client_without_the_ca_fails_verification():
-    rc, code, body = curl("-u", "prometheus:" + PASSWORD, URL)
-    assert rc == 60, (rc, code)
-    assert "falco_events" not in body  # curl: peer certificate cannot be authenticated with known CA certificates
+    reply = get(URL, "prometheus", PASSWORD)  # the host's own trust store, which lacks the fleet CA
+    assert (reply.error, reply.status) == ("certificate", None), reply
+    assert "falco_events" not in reply.body
 
 
 def test_listeners_port_80_gone_upstream_on_loopback_only():
@@ -91,4 +88,4 @@ def test_zz_turning_the_proxy_off_frees_the_port():
     assert not HOST.file("/etc/caddy/fleetwatch-falco-exporter").exists
     assert not HOST.service("caddy").is_running
     # The fixture upstream is untouched.
-    assert HOST.run("curl -s --max-time 5 http://127.0.0.1:19377/metrics").stdout.count("falco_events{") == 2
+    assert get("http://127.0.0.1:19377/metrics").body.count("falco_events{") == 2

@@ -21,7 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
 import promlab  # noqa: E402  (a real Prometheus on loopback; here it scrapes the real Falcos)
-from labtest import assert_reached_over_ssh, run_playbook, wait_for  # noqa: E402
+from labtest import assert_reached_over_ssh, get_json, http_get, run_playbook, wait_for  # noqa: E402
 
 HOSTS = ["fr-package", "fr-repo"]
 UNIT = "falco-modern-bpf.service"
@@ -109,8 +109,8 @@ def test_the_rules_files_the_role_wrote_pass_falco_validation(name):
 
 def test_healthz_and_metrics_over_http():
     h = host("fr-package")
-    assert json.loads(h.check_output("curl -sf http://127.0.0.1:8765/healthz")) == {"status": "ok"}
-    metrics = h.check_output("curl -sf http://127.0.0.1:8765/metrics")
+    assert get_json(h, "http://127.0.0.1:8765/healthz") == {"status": "ok"}
+    metrics = http_get(h, "http://127.0.0.1:8765/metrics").body
     assert 'falcosecurity_falco_version_info{version="0.44.1"} 1' in metrics
     assert 'falcosecurity_evt_hostname_info{hostname="fr-package"} 1' in metrics
 
@@ -301,7 +301,7 @@ def test_an_event_gives_a_json_alert_with_the_host_name():
     assert alert["hostname"] == "fr-package" and alert["priority"] == "Warning" and alert["source"] == "syscall"
     assert alert["output_fields"]["fd.name"] == "/etc/shadow"
     assert marker in alert["output_fields"]["proc.cmdline"]
-    metrics = host("fr-package").check_output("curl -sf http://127.0.0.1:8765/metrics")
+    metrics = http_get(host("fr-package"), "http://127.0.0.1:8765/metrics").body
     assert 'rule_name="Read sensitive file untrusted"' in metrics
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import curl_json, query, run_playbook, scenario_dir, wait_for  # noqa: E402
+from labtest import get_json, query, ready, run_playbook, scenario_dir, wait_for  # noqa: E402
 
 MON = testinfra.get_host("podman://flt-mon")
 CTR = testinfra.get_host("podman://flt-ctr")
@@ -28,18 +28,18 @@ PROMETHEUS_IMAGE = "localhost/fleetwatch-test/prometheus:v2.42.0-debian12"
 
 
 def loaded_rules():
-    groups = curl_json(MON, "http://localhost:9090/api/v1/rules")["data"]["groups"]
+    groups = get_json(MON, "http://localhost:9090/api/v1/rules")["data"]["groups"]
     return {rule["name"] for group in groups for rule in group["rules"]}
 
 
 def scrape_jobs():
-    targets = curl_json(MON, "http://localhost:9090/api/v1/targets")["data"]["activeTargets"]
+    targets = get_json(MON, "http://localhost:9090/api/v1/targets")["data"]["activeTargets"]
     return {t["labels"]["job"] for t in targets}
 
 
 def alertmanager_config():
     """The configuration the running Alertmanager loaded, as it reports it."""
-    return curl_json(MON, "http://localhost:9093/api/v2/status")["config"]["original"]
+    return get_json(MON, "http://localhost:9093/api/v2/status")["config"]["original"]
 
 
 def main_pid(service):
@@ -115,7 +115,7 @@ def test_a_broken_notification_template_never_reaches_the_directory_alertmanager
     # A restart now (a reboot) still finds a configuration Alertmanager can load.
     assert main_pid("prometheus-alertmanager") == pid
     MON.check_output("systemctl restart prometheus-alertmanager")
-    assert wait_for(lambda: MON.run("curl -sf --max-time 5 http://localhost:9093/-/ready").rc == 0)
+    assert wait_for(lambda: ready(MON, "http://localhost:9093/-/ready"))
 
 
 def test_a_corrected_run_succeeds_and_the_services_load_the_correction(tmp_path):
@@ -207,7 +207,7 @@ def test_prometheus_data_survives_a_move_to_a_rebuilt_image():
     assert rc == 0 and recap["flt-ctr"]["changed"] >= 1, output[-3000:]
     after_container = json.loads(CTR.check_output("podman container inspect prometheus"))[0]
     assert after_container["Id"] != before_container["Id"] and after_container["Image"] == new_image
-    assert wait_for(lambda: CTR.run("curl -sf --max-time 5 http://localhost:9090/-/ready").rc == 0)
+    assert wait_for(lambda: ready(CTR, "http://localhost:9090/-/ready"))
     after = query(CTR, "count_over_time(%s[5m])" % series, at)
     assert after and float(after[0]["value"][1]) == samples_before, (samples_before, after)
 
@@ -300,7 +300,7 @@ def test_the_same_hosts_without_the_problems_are_deployed_by_site_yml(tmp_path):
     assert report["stats"]["flt-mon"]["changed"] >= 1 and report["stats"]["flt-ctr"]["changed"] >= 1
     assert node_exporter_installed(MON) and node_exporter_installed(CTR)
     for host in (MON, CTR):
-        assert wait_for(lambda h=host: h.run("curl -sf --max-time 5 http://localhost:9100/metrics").rc == 0)
+        assert wait_for(lambda h=host: ready(h, "http://localhost:9100/metrics"))
     assert wait_for(lambda: "lab_site_rule" in loaded_rules())
 
 

@@ -9,7 +9,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import http_get, run_playbook  # noqa: E402
 
 MON = testinfra.get_host("podman://fw-mon")
 UFW = testinfra.get_host("podman://fw-ufw")
@@ -19,7 +19,7 @@ AGENTS = {"fw-ufw": UFW, "fw-fwd": FWD}
 
 def status(client, url):
     """HTTP status of a request from a container ("000" when refused or timed out)."""
-    return client.run("curl -s -o /dev/null --max-time 4 -w '%%{http_code}' %s", url).stdout.strip()
+    return "%03d" % (http_get(client, url, timeout=4).status or 0)
 
 
 def address(host):
@@ -33,7 +33,7 @@ def ufw_rules():
 @pytest.mark.parametrize("agent", sorted(AGENTS))
 def test_monitoring_host_scrapes_node_exporter(agent):
     assert status(MON, f"http://{agent}:9100/metrics") == "200"
-    assert "\nnode_uname_info{" in MON.check_output(f"curl -s --max-time 4 http://{agent}:9100/metrics")
+    assert "\nnode_uname_info{" in http_get(MON, f"http://{agent}:9100/metrics", timeout=4).body
 
 
 @pytest.mark.parametrize("client,agent", [("fw-fwd", "fw-ufw"), ("fw-ufw", "fw-fwd")])

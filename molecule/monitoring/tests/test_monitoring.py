@@ -6,7 +6,6 @@ FIXTURE (tests/fixtures/falco-metrics/fixture_falco_metrics.py); tests that need
 
 import json
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ import testinfra
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import assert_reached_over_ssh, changes, run_playbook, run_playbook_json, wait_for  # noqa: E402
+from labtest import (  # noqa: E402
+    assert_reached_over_ssh, changes, get_json, http_get, ready, run_playbook, run_playbook_json, wait_for)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_TEMPLATE = REPO_ROOT / "roles" / "prometheus" / "templates" / "falco-alerts.yml.j2"
@@ -39,14 +39,13 @@ FALCO_TARGETS = {("falco", "mon-fleet-a", "cloud-a"), ("falco", "mon-fleet-b", "
                  ("falco-exporter", "mon-fleet-b", "cloud-b")}
 
 
-def curl_json(url, *args):
-    command = " ".join(shlex.quote(a) for a in ["curl", "-sf", "--max-time", "20", *args, url])
-    return json.loads(MON.check_output(command))
+def mon_json(url, params=None):
+    return get_json(MON, url, params)
 
 
 def query(expr):
     """Instant query on the real Prometheus; fails the test on an API or PromQL error."""
-    reply = curl_json("http://localhost:9090/api/v1/query", "-G", "--data-urlencode", "query=" + expr)
+    reply = mon_json("http://localhost:9090/api/v1/query", {"query": expr})
     assert reply["status"] == "success", (expr, reply)
     return reply["data"]["result"]
 
@@ -63,7 +62,9 @@ def up_targets(value="1"):
 
 def own_metric(name):
     """A metric of Prometheus' own /metrics, read directly (no scrape delay)."""
-    text = MON.check_output("curl -sf --max-time 10 http://localhost:9090/metrics")
+    reply = http_get(MON, "http://localhost:9090/metrics", timeout=10)
+    assert reply.status == 200, reply
+    text = reply.body
     match = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M)
     assert match, name
     return float(match.group(1))
@@ -91,7 +92,7 @@ def test_configuration_and_rules_pass_promtool():
 
 
 def test_global_settings_and_file_sd_jobs():
-    config = yaml.safe_load(curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"])
+    config = yaml.safe_load(mon_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"])
     assert config["global"]["scrape_interval"] == "5s"
     assert config["global"]["evaluation_interval"] == "5s"
     assert config["global"]["scrape_timeout"] == "4s"
@@ -136,7 +137,7 @@ def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_
         MON.check_output("promtool check config /etc/prometheus/prometheus.yml")
         MON.check_output("systemctl reload prometheus && sleep 1 && touch /etc/prometheus/.fleetwatch-loaded")
         assert wait_for(lambda: "%s/node-exporter.yml" % TARGETS_DIR
-                        in curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"], timeout=30)
+                        in get_json(MON, "http://localhost:9090/api/v1/status/config")["data"]["yaml"], timeout=30)
         MON.check_output("rm %s" % " ".join("%s/%s.json" % (TARGETS_DIR, name) for name in FILE_SD_JOBS))
         assert wait_for(lambda: wanted <= up_targets(), timeout=60), "the YAML-era targets did not come up"
         pid = main_pid()
@@ -145,7 +146,7 @@ def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_
         assert rc == 0, output[-3000:]
         elapsed = int(time.monotonic() - started)
         assert set(MON.check_output("ls %s" % TARGETS_DIR).split()) == {"%s.json" % name for name in FILE_SD_JOBS}
-        config = yaml.safe_load(curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"])
+        config = yaml.safe_load(get_json(MON, "http://localhost:9090/api/v1/status/config")["data"]["yaml"])
         read = {path for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for path in sd["files"]}
         assert read == {"%s/%s.json" % (TARGETS_DIR, name) for name in FILE_SD_JOBS}
         assert main_pid() == pid
@@ -169,7 +170,7 @@ def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_
 
 
 def test_tls_exporter_is_scraped_over_verified_https_with_basic_auth():
-    targets = curl_json("http://localhost:9090/api/v1/targets")["data"]["activeTargets"]
+    targets = mon_json("http://localhost:9090/api/v1/targets")["data"]["activeTargets"]
     fleet_b = [t for t in targets if t["labels"]["host"] == "mon-fleet-b" and t["labels"]["job"] == "node-exporter"]
     assert [t["scrapeUrl"] for t in fleet_b] == ["https://mon-fleet-b:9100/metrics"]
     assert fleet_b[0]["health"] == "up", fleet_b[0]["lastError"]
@@ -211,7 +212,7 @@ ALERT_RULES = shipped_alert_rules()
 
 
 def test_prometheus_loaded_every_shipped_rule_without_error():
-    groups = wait_for(lambda: curl_json("http://localhost:9090/api/v1/rules")["data"]["groups"])
+    groups = wait_for(lambda: mon_json("http://localhost:9090/api/v1/rules")["data"]["groups"])
     loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
     assert set(loaded) == {rule["alert"] for rule in ALERT_RULES}
     assert all(rule["health"] == "ok" for rule in loaded.values()), loaded
@@ -242,19 +243,19 @@ def test_alertmanager_runs_with_a_checked_configuration():
     config = MON.file("/etc/alertmanager/alertmanager.yml")
     assert config.mode == 0o640
     assert MON.run("amtool check-config /etc/alertmanager/alertmanager.yml").rc == 0
-    status = curl_json("http://localhost:9093/api/v2/status")
+    status = mon_json("http://localhost:9093/api/v2/status")
     assert "fixture-webhook" in status["config"]["original"]
 
 
 @needs_falco_fixture
 def test_critical_falco_event_fires_and_reaches_the_webhook():
     def firing():
-        alerts = curl_json("http://localhost:9090/api/v1/alerts")["data"]["alerts"]
+        alerts = mon_json("http://localhost:9090/api/v1/alerts")["data"]["alerts"]
         return [a for a in alerts if a["labels"]["alertname"] == "FalcoCriticalEvent" and a["state"] == "firing"]
     assert {a["labels"]["host"] for a in wait_for(firing)} == {"mon-fleet-a", "mon-fleet-b"}
 
     def in_alertmanager():
-        return [a for a in curl_json("http://localhost:9093/api/v2/alerts")
+        return [a for a in mon_json("http://localhost:9093/api/v2/alerts")
                 if a["labels"]["alertname"] == "FalcoCriticalEvent"]
     routed = wait_for(in_alertmanager)
     assert routed and all(r["name"] == "fixture-webhook" for a in routed for r in a["receivers"])
@@ -310,7 +311,7 @@ def test_a_configuration_change_reloads_without_a_restart():
         rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom",
                                           "-e", '{"prometheus_external_labels": {"monitor": "fleetwatch-lab-changed"}}')
         assert rc == 0, output
-        config = curl_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"]
+        config = mon_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"]
         assert "fleetwatch-lab-changed" in config
         assert own_metric("prometheus_config_last_reload_successful") == 1
         assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
@@ -347,7 +348,7 @@ def test_a_new_rule_on_the_converged_host_is_checked_written_and_reloaded():
         assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
 
         def loaded():
-            groups = curl_json("http://localhost:9090/api/v1/rules")["data"]["groups"]
+            groups = mon_json("http://localhost:9090/api/v1/rules")["data"]["groups"]
             return [r for g in groups for r in g["rules"] if r["name"] == "FixtureExtraRule"]
         assert wait_for(loaded, timeout=30), "the new rule was not loaded"
         assert main_pid() == pid
@@ -385,8 +386,7 @@ def test_agent_mode_without_remote_write_is_refused():
 def test_data_survives_a_restart():
     before = float(query('count_over_time(up{job="prometheus"}[1h])')[0]["value"][1])
     MON.check_output("systemctl restart prometheus")
-    ready = "curl -sf --max-time 5 http://localhost:9090/-/ready"
-    assert wait_for(lambda: MON.run(ready).rc == 0, timeout=60), "Prometheus not ready after the restart"
+    assert wait_for(lambda: ready(MON, "http://localhost:9090/-/ready"), timeout=60), "Prometheus not ready after the restart"
     after = wait_for(lambda: query('count_over_time(up{job="prometheus"}[1h])'), timeout=60)
     assert float(after[0]["value"][1]) >= before
     storage = MON.file("/var/lib/prometheus/metrics2")

@@ -11,7 +11,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import curl_json, query, run_playbook, wait_for  # noqa: E402
+from labtest import get_json, query, ready, run_playbook, wait_for  # noqa: E402
 
 CENTRAL = testinfra.get_host("podman://monc-central")
 EDGE = testinfra.get_host("podman://monc-edge")
@@ -27,7 +27,7 @@ def inspect(host, name):
 
 
 def flags(host):
-    return curl_json(host, "http://localhost:9090/api/v1/status/flags")["data"]
+    return get_json(host, "http://localhost:9090/api/v1/status/flags")["data"]
 
 
 def host_cloud(results):
@@ -58,7 +58,7 @@ def test_alertmanager_container_runs_the_image_as_nobody_with_a_checked_configur
     assert container["Config"]["User"] == "65534"
     mounts = {m["Destination"]: m for m in container["Mounts"]}
     assert not mounts["/etc/alertmanager"]["RW"] and mounts["/var/lib/prometheus/alertmanager"]["RW"]
-    status = curl_json(SERVER, "http://localhost:9093/api/v2/status")
+    status = get_json(SERVER, "http://localhost:9093/api/v2/status")
     assert "receiver: \"null\"" in status["config"]["original"] or "receiver: 'null'" in status["config"]["original"]
     # amtool of the image, as the role's validate runs it
     assert SERVER.run("podman run --rm --network none --user 0 --entrypoint /bin/amtool -v /etc/alertmanager:/etc/alertmanager:ro "
@@ -70,7 +70,7 @@ def test_agent_runs_in_agent_mode_with_its_write_ahead_log_on_the_host():
     assert agent["enable-feature"] == "agent"  # Prometheus 2.42: the 2.x flag, chosen from the image tag
     assert agent["storage.agent.path"] == "/var/lib/prometheus/metrics2"
     assert EDGE.file("/var/lib/prometheus/metrics2/wal").is_directory
-    config = curl_json(EDGE, "http://localhost:9090/api/v1/status/config")["data"]["yaml"]
+    config = get_json(EDGE, "http://localhost:9090/api/v1/status/config")["data"]["yaml"]
     assert "http://monc-central:9090/api/v1/write" in config and "rule_files" not in config
 
 
@@ -111,11 +111,11 @@ def test_central_prometheus_never_ran_the_packaged_example_configuration():
 # --- Alerts from the container Prometheus to the container Alertmanager --------------------------------------------
 
 def test_alerts_reach_the_alertmanager_container():
-    active = curl_json(SERVER, "http://localhost:9090/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+    active = get_json(SERVER, "http://localhost:9090/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
     assert [a["url"] for a in active] == ["http://localhost:9093/api/v2/alerts"]
 
     def fixture_alerts():
-        alerts = curl_json(SERVER, "http://localhost:9093/api/v2/alerts")
+        alerts = get_json(SERVER, "http://localhost:9093/api/v2/alerts")
         return [a for a in alerts if a["labels"].get("alertname") == "LabFixtureAlwaysFiring"]
     alerts = wait_for(fixture_alerts, timeout=90)
     assert alerts, "the TEST FIXTURE rule's alert never reached Alertmanager"
@@ -156,7 +156,7 @@ def test_data_survives_the_container_being_recreated():
     recreated = inspect(SERVER, "prometheus")
     assert recreated["Id"] != before_id, "the container was not recreated"
     assert "--storage.tsdb.retention.time=16d" in recreated["Config"]["Cmd"]
-    assert wait_for(lambda: SERVER.run("curl -sf --max-time 5 http://localhost:9090/-/ready").rc == 0, timeout=60)
+    assert wait_for(lambda: ready(SERVER, "http://localhost:9090/-/ready"), timeout=60)
 
     # Samples from before the redeploy, queried at a time before it, are all still there.
     after = query(SERVER, "count_over_time(%s[5m])" % series, at=before)

@@ -1,7 +1,6 @@
 """node_exporter as a package, under podman and through the Docker API, scraped from a third container."""
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import assert_reached_over_ssh, run_playbook  # noqa: E402
+from labtest import assert_reached_over_ssh, http_get, run_playbook  # noqa: E402
 
 CLIENT = testinfra.get_host("podman://client")
 SECRET = os.environ.get("FLEETWATCH_LAB_SECRET", "lab-only-secret")
@@ -17,15 +16,15 @@ TLS_HOSTS = ["ne-package", "ne-docker"]
 ALL_HOSTS = ["ne-package", "ne-podman", "ne-docker"]
 
 
-def curl(url, *args):
-    """Status code and body of a request made from the client container."""
-    command = " ".join(shlex.quote(a) for a in ["curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", *args, url])
-    body, status = CLIENT.run(command).stdout.rsplit("\n", 1)
-    return status.strip(), body
+def get(url, user=None, password=None):
+    """Status code ("000" without an HTTP answer) and body of a request made from the client container, which trusts
+    the lab CA."""
+    reply = http_get(CLIENT, url, user=user, password=password, timeout=10)
+    return "%03d" % (reply.status or 0), reply.body
 
 
 def test_plain_exporter_serves_node_metrics():
-    status, body = curl("http://ne-podman:9100/metrics")
+    status, body = get("http://ne-podman:9100/metrics")
     assert status == "200"
     assert "\nnode_uname_info{" in body
     assert "\nnode_cpu_seconds_total{" in body
@@ -33,22 +32,22 @@ def test_plain_exporter_serves_node_metrics():
 
 @pytest.mark.parametrize("host", TLS_HOSTS)
 def test_tls_exporter_serves_metrics_with_credentials(host):
-    status, body = curl(f"https://{host}:9100/metrics", "-u", f"prometheus:{SECRET}")
+    status, body = get(f"https://{host}:9100/metrics", "prometheus", SECRET)
     assert status == "200"
     assert "\nnode_uname_info{" in body
 
 
 @pytest.mark.parametrize("host", TLS_HOSTS)
-@pytest.mark.parametrize("credentials", [[], ["-u", "prometheus:wrong-password"], ["-u", "intruder:" + SECRET]])
+@pytest.mark.parametrize("credentials", [[], ["prometheus", "wrong-password"], ["intruder", SECRET]])
 def test_tls_exporter_refuses_requests_without_valid_credentials(host, credentials):
-    status, body = curl(f"https://{host}:9100/metrics", *credentials)
+    status, body = get(f"https://{host}:9100/metrics", *credentials)
     assert status == "401"
     assert "node_" not in body
 
 
 @pytest.mark.parametrize("host", TLS_HOSTS)
 def test_tls_exporter_refuses_plain_http(host):
-    status, body = curl(f"http://{host}:9100/metrics", "-u", f"prometheus:{SECRET}")
+    status, body = get(f"http://{host}:9100/metrics", "prometheus", SECRET)
     assert status != "200"
     assert "node_" not in body
 
@@ -85,6 +84,18 @@ def test_container_shares_the_hosts_network_and_pids_and_restarts(host_name, eng
     assert inspect.split() == ["host", "host", "always", "true"]
 
 
+@pytest.mark.parametrize("host_name,installed,left_out", [
+    # the package without its Recommends (smartmontools, ipmitool and perl with them), python3-apt for the apt module
+    ("ne-package", ["prometheus-node-exporter", "python3-apt"], ["smartmontools", "ipmitool"]),
+    # community.docker's modules run on python3-requests (the lab image has no Python library for them)
+    ("ne-docker", ["python3-requests"], []),
+])
+def test_the_role_installed_what_its_tasks_need_and_no_recommends(host_name, installed, left_out):
+    host = testinfra.get_host(f"podman://{host_name}")
+    assert [p for p in installed if not host.package(p).is_installed] == []
+    assert [p for p in left_out if host.package(p).is_installed] == []
+
+
 def test_podman_restart_service_is_enabled():
     assert testinfra.get_host("podman://ne-podman").service("podman-restart").is_enabled
 
@@ -103,7 +114,7 @@ def test_wrong_mode_fails_in_preflight_before_any_change():
     assert "dockr" in output
     assert "package, container" in output or "container, package" in output
     assert all(r["changed"] == 0 for r in recap.values()), output
-    assert curl("http://ne-podman:9100/metrics")[0] == "200"
+    assert get("http://ne-podman:9100/metrics")[0] == "200"
 
 
 def test_misspelled_variable_fails_with_a_suggestion():
