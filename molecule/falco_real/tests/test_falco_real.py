@@ -21,7 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
 import promlab  # noqa: E402  (a real Prometheus on loopback; here it scrapes the real Falcos)
-from labtest import assert_reached_over_ssh, get_json, http_get, run_playbook, wait_for  # noqa: E402
+from labtest import assert_reached_over_ssh, get_json, http_get, ready, run_playbook, wait_for  # noqa: E402
 
 HOSTS = ["fr-package", "fr-repo"]
 UNIT = "falco-modern-bpf.service"
@@ -284,7 +284,7 @@ def test_the_annotations_mark_a_real_rules_and_configuration_change(series_with_
         # the later tests need Falco back on its converged files, reloaded and healthy
         assert reloaded("fr-package", lambda: all(hashes(prom, kind, "fr-package") == before[kind] for kind in EDITED)), \
             "Falco did not reload the restored files"
-        assert wait_for(lambda: h.run("curl -sf http://127.0.0.1:8765/healthz").rc == 0, timeout=60)
+        assert wait_for(lambda: ready(h, "http://127.0.0.1:8765/healthz"), timeout=60)
 
 
 def test_a_client_without_the_fleet_ca_is_refused():
