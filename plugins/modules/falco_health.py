@@ -16,7 +16,7 @@ description:
     its driver has delivered events (C(falcosecurity_scap_n_evts_total) above zero). A Falco whose driver cannot
     load starts, answers for a moment and exits, and systemd restarts it; this module tells that apart from a Falco
     that runs. Loading the modern eBPF probe can take the kernel's verifier half a minute, during which Falco is up
-    and answers C(/healthz) but sees nothing: only the events counter shows the probe is in.
+    and answers C(/healthz) but sees nothing; only the events counter shows the probe is in.
   - Fails with the reason, the unit's last log lines and a hint (wrong driver, no kernel BTF, a missing capability,
     a refused configuration) when Falco does not run, exits, or is restarted while it watches.
   - Only reads; runs the same in check mode.
