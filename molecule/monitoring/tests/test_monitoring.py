@@ -6,6 +6,7 @@ FIXTURE (tests/fixtures/falco-metrics/fixture_falco_metrics.py); tests that need
 
 import json
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
