@@ -1,17 +1,33 @@
 """Run a play on localhost against the live collection, as the role tests of tests/unit do."""
 
+import grp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The role tests run ansible-playbook from the venv.
+NEEDS_ANSIBLE_PLAYBOOK = pytest.mark.skipif(
+    shutil.which("ansible-playbook") is None,
+    reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
 RECAP = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def group_exists(name):
+    """Whether this machine has the group (a distribution package's system group, for files the roles chgrp)."""
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def run_playbook(tmp_path, *args, env=None, timeout=600):

@@ -1,32 +1,21 @@
 """Role alertmanager, configure phase, run for real on this machine in package mode against a temporary directory with
 the distribution's amtool: what a refused configuration tells the user, and what happens to dropped templates."""
 
-import grp
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from localplay import ansible_playbook  # noqa: E402
+from localplay import NEEDS_ANSIBLE_PLAYBOOK, ansible_playbook, group_exists  # noqa: E402
 
 ROLE_VARS = Path(__file__).resolve().parents[3] / "roles" / "alertmanager" / "vars" / "Debian.yml"
 SECRET = "fault-secret-8v1Qx"
 
 
-def _group_exists(name):
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
-
-
 pytestmark = [
-    pytest.mark.skipif(shutil.which("ansible-playbook") is None,
-                       reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)"),
-    pytest.mark.skipif(not Path("/usr/bin/amtool").exists() or not _group_exists("prometheus"),
+    NEEDS_ANSIBLE_PLAYBOOK,
+    pytest.mark.skipif(not Path("/usr/bin/amtool").exists() or not group_exists("prometheus"),
                        reason="needs Debian's prometheus-alertmanager package (amtool, group prometheus): "
                               "scripts/setup.sh installs it"),
 ]

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from localplay import ansible_playbook  # noqa: E402
+from localplay import NEEDS_ANSIBLE_PLAYBOOK, ansible_playbook  # noqa: E402
 
 PASSWORD = "web-secret-4kQz"
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("ansible-playbook") is None,
-                       reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)"),
+    NEEDS_ANSIBLE_PLAYBOOK,
     pytest.mark.skipif(not Path("/usr/bin/promtool").exists() or shutil.which("openssl") is None,
                        reason="needs Debian's prometheus package (promtool) and openssl: scripts/setup.sh installs them"),
 ]

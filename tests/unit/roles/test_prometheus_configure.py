@@ -1,34 +1,23 @@
 """Role prometheus, preflight and configure phases, run for real on this machine in package mode against a temporary
 configuration directory with Debian's promtool: the move from the YAML target files earlier versions wrote to JSON."""
 
-import grp
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from localplay import failures  # noqa: E402
+from localplay import NEEDS_ANSIBLE_PLAYBOOK, failures, group_exists  # noqa: E402
 
 JOBS = ("node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls",
         "docker-exporter", "falcosidekick")
 OLD_TARGETS = "- labels:\n    host: old-agent\n  targets:\n  - old-agent:9100\n"
 
 
-def _group_exists(name):
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
-
-
 pytestmark = [
-    pytest.mark.skipif(shutil.which("ansible-playbook") is None,
-                       reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)"),
-    pytest.mark.skipif(not Path("/usr/bin/promtool").exists() or not _group_exists("prometheus"),
+    NEEDS_ANSIBLE_PLAYBOOK,
+    pytest.mark.skipif(not Path("/usr/bin/promtool").exists() or not group_exists("prometheus"),
                        reason="needs Debian's prometheus package (promtool, group prometheus): scripts/setup.sh "
                               "installs it"),
 ]
