@@ -6,7 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(podman runc crun fuse-overlayfs netavark aardvark-dns slirp4netns debootstrap iptables uidmap
   prometheus prometheus-alertmanager prometheus-node-exporter jq curl git rsync openssl python3-venv shellcheck
-  dpkg-dev gnupg rpm)
+  dpkg-dev gnupg rpm gcc libc6-dev linux-libc-dev)
 
 missing_packages() {
   local p
