@@ -29,6 +29,7 @@ INVENTORY = """\
 all:
   vars:
 {connection}    ansible_python_interpreter: /usr/bin/python3
+    lab_falco_bpf_stub: true  # lab/falco-probe-stub.yml (docs/testing.md): no change where the kernel takes the probe
     falco_version: "0.44.1"
     falco_install_method: package
     falco_package_src: "{package}"

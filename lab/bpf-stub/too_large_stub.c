@@ -6,8 +6,8 @@
  *
  * Preloaded into Falco (LD_PRELOAD, set by lab/falco-probe-stub.yml), it wraps libc's syscall(), through which
  * libbpf makes every bpf() call. A BPF_PROG_LOAD the kernel refuses with E2BIG is tried once more with an empty
- * program of the same type in place of the refused one ("return 0"), and the program's name goes to stderr (Falco's
- * journal). Falco then runs with every other program as built: only the events of the stubbed programs are missing
+ * program of the same type in place of the refused one ("return 0"), and the program's name goes to stderr and to
+ * syslog (the packaged unit sends Falco's stderr to /dev/null; syslog reaches the unit's journal). Falco then runs with every other program as built: only the events of the stubbed programs are missing
  * (for recvmmsg_x and sendmmsg_x, the exit events of recvmmsg and sendmmsg). Every other call passes through
  * unchanged, so on a kernel that accepts the whole probe this changes nothing.
  */
@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 
 long syscall(long number, ...) {
   static long (*libc_syscall)(long, ...);
@@ -36,8 +37,11 @@ long syscall(long number, ...) {
       {.code = BPF_JMP | BPF_EXIT},
   };
   union bpf_attr *attr = (union bpf_attr *)a2;
-  fprintf(stderr, "fleetwatch lab: the kernel refused BPF program '%.*s' as too large; loading an empty one in its place\n",
-          BPF_OBJ_NAME_LEN, attr->prog_name);
+  static const char message[] =
+      "fleetwatch lab: the kernel refused BPF program '%.*s' as too large; loading an empty one in its place";
+  fprintf(stderr, message, BPF_OBJ_NAME_LEN, attr->prog_name);
+  fputc('\n', stderr);
+  syslog(LOG_WARNING, message, BPF_OBJ_NAME_LEN, attr->prog_name);
   attr->insns = (unsigned long)return_zero;
   attr->insn_cnt = sizeof(return_zero) / sizeof(return_zero[0]);
   /* The refused program's BTF function and line records describe its instructions, not the empty program's. */
