@@ -24,8 +24,9 @@ description:
   - Receivers, O(_input) in its order; a receiver without integrations named C(null) is added at the end when
     O(default_receiver), O(host_receivers) or O(severity_receivers) name it and O(_input) does not define it.
   - Each C(slack_configs) and C(email_configs) entry of a receiver gets the texts of O(template_texts) for that
-    integration that it does not set itself, merged the way Ansible's C(combine(recursive=true)) merges (the
-    receiver's own values win, also inside C(headers)). An empty O(template_texts) leaves the receivers verbatim.
+    integration that it does not set itself, merged as Ansible's C(combine) filter merges with C(recursive=true)
+    (the receiver's own values win, also inside C(headers)). An empty O(template_texts) leaves the receivers
+    verbatim.
 options:
   _input:
     description: The receivers (C(alertmanager_receivers)), each a dict with a C(name), in Alertmanager's format.
