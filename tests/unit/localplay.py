@@ -81,17 +81,21 @@ def failures(tmp_path, play, extra_vars, *args):
     return rc, failed
 
 
-def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost"):
+def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost", templates=()):
     """Load a role's defaults, vars/Debian.yml (if any) and vars/main.yml as its tasks see them; return {key: value}.
 
     ``names`` maps each returned key to a variable of the role. Role variables under test go in as extra vars,
-    since include_vars outranks the inventory.
+    since include_vars outranks the inventory. Each of ``templates`` (a file in the role's templates/) is rendered
+    with those variables by ansible.builtin.template, as the role writes it; its text is returned under its name.
     """
     role_dir = REPO / "roles" / role
     out = tmp_path / "out.json"
     listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
     tasks = [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
              for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml") if (role_dir / path).is_file()]
+    for template in templates:
+        tasks.append({"ansible.builtin.template": {"src": str(role_dir / "templates" / template), "mode": "0600",
+                                                   "dest": str(tmp_path / ("rendered-" + template))}})
     tasks.append({"ansible.builtin.copy": {"dest": str(out), "mode": "0600",
                                            "content": "{{ {%s} | to_json }}" % listing}})
     (tmp_path / "render.yml").write_text(yaml.safe_dump([{"hosts": host, "gather_facts": False, "tasks": tasks}]))
@@ -105,7 +109,8 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
                            "-e", json.dumps(variables)], capture_output=True, text=True, timeout=300, check=False,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    return dict(json.loads(out.read_text()), **{template: (tmp_path / ("rendered-" + template)).read_text()
+                                                for template in templates})
 
 
 def target_groups(files):

@@ -108,15 +108,16 @@ def rendered(tmp_path_factory):
                   "email_configs": [{"to": "secops@example.com", "from": "am@example.com",
                                      "smarthost": "127.0.0.1:1", "require_tls": False}]}]
     values = render_role_vars(workdir, "alertmanager", {
-        "config": "__alertmanager_config",
         "template": "lookup('ansible.builtin.template', '%s')" % TEMPLATE}, {
         "alertmanager_config_dir": str(workdir / "etc"), "alertmanager_receivers": receivers,
         "alertmanager_default_receiver": "people", "alertmanager_group_wait": "1s",
-        "alertmanager_group_interval": "1s"})
+        "alertmanager_group_interval": "1s"}, templates=["alertmanager.yml.j2"])
     (workdir / "etc" / "templates").mkdir(parents=True)
     (workdir / "etc" / "templates" / "fleetwatch.tmpl").write_text(values["template"])
     config_file = workdir / "etc" / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(values["config"]))
+    # The file as the role writes it (templates/alertmanager.yml.j2).
+    config_file.write_text(values["alertmanager.yml.j2"])
+    values["config"] = yaml.safe_load(values["alertmanager.yml.j2"])
     yield workdir, config_file, values, collector
     collector.close()
 
@@ -145,18 +146,22 @@ def test_rendered_configuration_loads_the_templates_and_fills_receivers(rendered
         broken.unlink()
 
 
+def rendered_config(tmp_path, **extra_vars):
+    """alertmanager.yml as the role renders it (templates/alertmanager.yml.j2), read as YAML."""
+    rendered = render_role_vars(tmp_path, "alertmanager", {}, extra_vars, templates=["alertmanager.yml.j2"])
+    return yaml.safe_load(rendered["alertmanager.yml.j2"])
+
+
 def test_a_receivers_own_texts_are_kept(tmp_path):
     receivers = [{"name": "chat", "slack_configs": [{"api_url": "https://slack.example/x", "text": "custom"}],
                   "email_configs": [{"to": "a@example.com", "headers": {"Reply-To": "b@example.com"}}]}]
-    config = render_role_vars(tmp_path, "alertmanager", {"config": "__alertmanager_config"},
-                              {"alertmanager_receivers": receivers})["config"]
+    config = rendered_config(tmp_path, alertmanager_receivers=receivers)
     slack = config["receivers"][0]["slack_configs"][0]
     assert slack["text"] == "custom" and slack["title"] == '{{ template "fleetwatch.slack.title" . }}'
     email = config["receivers"][0]["email_configs"][0]
     assert email["headers"] == {"Reply-To": "b@example.com", "Subject": '{{ template "fleetwatch.email.subject" . }}'}
-    off = render_role_vars(tmp_path, "alertmanager", {"config": "__alertmanager_config"},
-                           {"alertmanager_receivers": receivers, "alertmanager_notification_templates_enabled": False})
-    assert off["config"]["receivers"][:1] == receivers and "templates" not in off["config"]
+    off = rendered_config(tmp_path, alertmanager_receivers=receivers, alertmanager_notification_templates_enabled=False)
+    assert off["receivers"][:1] == receivers and "templates" not in off
 
 
 def wait_for(predicate, timeout=60):

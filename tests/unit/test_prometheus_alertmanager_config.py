@@ -1,21 +1,25 @@
-"""Role alertmanager: the configuration, flags and container definition its vars render, without a host."""
+"""Role alertmanager: the configuration its template renders, and the flags and container definition its vars
+render, without a host."""
 
 import shutil
 
 import pytest
+import yaml
 
 from localplay import ansible_playbook, render_role_vars
 
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
 
-RENDERED = {"config": "__alertmanager_config", "args": "__alertmanager_args",
-            "volumes": "__alertmanager_container_volumes", "image": "__alertmanager_container_image_ref",
-            "amtool": "__alertmanager_amtool_cmd"}
+RENDERED = {"args": "__alertmanager_args", "volumes": "__alertmanager_container_volumes",
+            "image": "__alertmanager_container_image_ref", "amtool": "__alertmanager_amtool_cmd"}
 
 
 def render(tmp_path, **extra_vars):
-    return render_role_vars(tmp_path, "alertmanager", RENDERED, extra_vars)
+    """The role's vars, and its alertmanager.yml (templates/alertmanager.yml.j2) read as YAML under "config"."""
+    rendered = render_role_vars(tmp_path, "alertmanager", RENDERED, extra_vars, templates=["alertmanager.yml.j2"])
+    rendered["config"] = yaml.safe_load(rendered.pop("alertmanager.yml.j2"))
+    return rendered
 
 
 def test_defaults_drop_alerts_into_a_null_receiver(tmp_path):
@@ -47,6 +51,32 @@ def test_routes_by_host_then_severity_to_receivers_given_as_data(tmp_path):
         {"receiver": "oncall", "matchers": ['severity="critical"']},
         {"receiver": "chat", "matchers": ['severity="warning"']},
     ]
+
+
+def test_the_file_holds_every_section_in_order_with_extra_routes_first(tmp_path):
+    receivers = [{"name": "oncall", "webhook_configs": [{"url": "https://hooks.example/a"}]},
+                 {"name": "mail", "email_configs": [{"to": "a@example.com"}]},
+                 {"name": "mail-2", "email_configs": [{"to": "b@example.com"}]}]
+    extra = [{"receiver": "oncall", "matchers": ['alertname="Watchdog"'], "group_wait": "0s"}]
+    inhibit = [{"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["host"]}]
+    rendered = render(tmp_path, alertmanager_receivers=receivers, alertmanager_default_receiver="oncall",
+                      alertmanager_severity_receivers={"info": "null"}, alertmanager_host_receivers={"db-1": "mail"},
+                      alertmanager_extra_routes=extra, alertmanager_inhibit_rules=inhibit,
+                      alertmanager_global={"resolve_timeout": "5m"}, alertmanager_repeat_interval="12h")
+    config = rendered["config"]
+    assert list(config) == ["global", "route", "receivers", "inhibit_rules", "templates"]
+    assert list(config["route"]) == ["receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "routes"]
+    assert config["route"]["repeat_interval"] == "12h"
+    assert config["route"]["routes"] == extra + [
+        {"receiver": "mail", "matchers": ['host="db-1"'], "continue": True},
+        {"receiver": "null", "matchers": ['severity="info"']},
+    ]
+    assert [r["name"] for r in config["receivers"]] == ["oncall", "mail", "mail-2", "null"]
+    assert config["inhibit_rules"] == inhibit
+    assert config["templates"] == ["/etc/alertmanager/templates/*.tmpl"]
+    # Both email receivers get the subject (the file may carry it once, as a YAML anchor, and alias it).
+    assert [r["email_configs"][0]["headers"] for r in config["receivers"][1:3]] == [
+        {"Subject": '{{ template "fleetwatch.email.subject" . }}'}] * 2
 
 
 def test_cluster_and_container_definition(tmp_path):
