@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The main job: deploy the stack to a local lab of containers described by inventories/lab/hosts.yml.
-# Usage: scripts/lab.sh up | verify | down | status | site [ARGS] | site-args | tuning-loop [HOST] | dashboards [HOST]
+# Usage: scripts/lab.sh up | verify | down | status | smoke | site [ARGS] | site-args | tuning-loop [HOST] |
+#        dashboards [HOST] | main-job
 #   site: site.yml once on the lab as it is, with this lab's extra variables (site-args prints them) and ARGS.
 #   verify: on a converged lab, site.yml again and then with --check --diff must both report zero changes.
+#   smoke: playbooks/smoke.yml on the lab: events on every Falco agent, each seen in its alert and in Prometheus.
 #   tuning-loop: the tuning loop with the real Falco on HOST (default lab-agent-1): noise, triage.yml's proposal,
 #                the exception applied, the noise gone while other readers still alert (lab/tuning_loop.py).
 #   dashboards: every panel query of the Falco fleet dashboard against the lab's Prometheus, for the whole fleet and
 #               for HOST (default lab-agent-1, given an event first) (lab/dashboards.py).
+#   main-job: the main job as CI runs it (scripts/test.sh): a new lab up, verify, then with Falco smoke.yml, the
+#             tuning loop and the dashboards; the lab is removed at the end, passed or not.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
@@ -130,6 +134,27 @@ dashboards() {
   python lab/dashboards.py --prometheus "http://$monitor:9090" --host "$host"
 }
 
+smoke() {
+  activate_venv
+  link_source_collection
+  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  ansible-playbook -i "$INVENTORY" playbooks/smoke.yml
+}
+
+main_job() {
+  trap down EXIT
+  down
+  up
+  verify
+  if [ "$FALCO_SOURCE" = none ]; then
+    say "lab: smoke test, tuning loop and dashboards skipped: no Falco in this lab"
+    return 0
+  fi
+  smoke
+  tuning_loop
+  dashboards
+}
+
 down() {
   activate_venv
   python lab/fleet.py down "$INVENTORY"
@@ -137,7 +162,8 @@ down() {
 }
 
 case "${1:-}" in
-  up|verify|down|status) "$1" ;;
+  up|verify|down|status|smoke) "$1" ;;
+  main-job) main_job ;;
   site)
     shift
     activate_venv
@@ -147,5 +173,6 @@ case "${1:-}" in
   site-args) site_args ;;
   tuning-loop) shift; tuning_loop "$@" ;;
   dashboards) shift; dashboards "$@" ;;
-  *) echo "usage: $0 up|verify|down|status|site [ARGS]|site-args|tuning-loop [HOST]|dashboards [HOST]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|verify|down|status|smoke|site [ARGS]|site-args|tuning-loop [HOST]|dashboards [HOST]|main-job" >&2
+     exit 2 ;;
 esac

@@ -107,10 +107,21 @@ stage_molecule() {
   molecule test -s "$scenario"
 }
 
+# The main job on the lab (scripts/lab.sh main-job: up, verify, smoke test, tuning loop, dashboards, down) runs as one
+# more item of the scenarios' queue, named "lab" there (MOLECULE_SCENARIOS may name it too).
 scenarios() {
   if [ -n "${MOLECULE_SCENARIOS:-}" ]; then echo "$MOLECULE_SCENARIOS"; return; fi
   local d
   for d in molecule/*/molecule.yml; do basename "$(dirname "$d")"; done
+  echo lab
+}
+
+queue_label() {
+  if [ "$1" = lab ]; then echo "lab:main-job"; else echo "molecule:$1"; fi
+}
+
+stage_queue_item() {
+  if [ "$1" = lab ]; then bash scripts/lab.sh main-job; else stage_molecule "$1"; fi
 }
 
 # Molecule scenarios run in MOLECULE_JOBS lanes at once (default 2: most of a scenario's time is spent waiting on
@@ -121,7 +132,7 @@ scenarios() {
 MOLECULE_JOBS=${MOLECULE_JOBS:-2}
 CHECKS_BESIDE_MOLECULE=${CHECKS_BESIDE_MOLECULE:-1}
 # Known to take longest (measured in CI): started first so the lanes end close together.
-LONGEST_FIRST="uninstall falco monitoring falco_real faults tls monitoring_container"
+LONGEST_FIRST="uninstall falco monitoring lab falco_real faults tls monitoring_container"
 
 queue_order() {
   local name
@@ -151,7 +162,7 @@ run_logged() {
 molecule_lane() {
   local dir=$1 name
   while name=$(flock "$dir/queue" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' sh "$dir/queue") && [ -n "$name" ]; do
-    run_logged "$dir" "molecule:$name" stage_molecule "$name"
+    run_logged "$dir" "$(queue_label "$name")" stage_queue_item "$name"
   done
 }
 
@@ -191,7 +202,7 @@ run_lanes() {
   # The checks' lane then takes scenarios from the same queue, so the last ones run three at a time.
   [ ${#checks[@]} -eq 0 ] || { checks_lane "$dir" "${checks[@]}"; molecule_lane "$dir"; } &
   wait
-  for name in "${names[@]}"; do labels+=("molecule:$name"); done
+  for name in "${names[@]}"; do labels+=("$(queue_label "$name")"); done
   summarize_lanes "$dir" "${checks[@]}" "${labels[@]}"
   [ ${#names[@]} -eq 0 ] || SUMMARY+=("$(printf '%-28s        %5d s (%d lanes%s)' "molecule, wall time" \
     "$((SECONDS - start))" "$MOLECULE_JOBS" "${checks[*]:+, and ${checks[*]} beside them}")")
