@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from localplay import run_playbook, target_groups
+from localplay import REPO, run_playbook, target_groups
 
 PLAYBOOK = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not found (activate the venv)")
@@ -196,7 +196,8 @@ def test_prometheus_inputs(tmp_path):
                             "prometheus_config_dir": str(tmp_path / "etc" / host)}, **role_vars)
     dump = {"ansible.builtin.copy": {
         "dest": str(tmp_path) + "/{{ inventory_hostname }}.json", "mode": "0600",
-        "content": "{{ {'files': __prometheus_scrape.files, 'config': __prometheus_config} | to_json }}"},
+        "content": "{{ {'files': __prometheus_scrape.files, 'config': lookup('ansible.builtin.template', '%s')"
+                   " | from_yaml} | to_json }}" % (REPO / "roles" / "prometheus" / "templates" / "prometheus.yml.j2")},
         "tags": ["always"]}
     outcome = run_cases(tmp_path, "prometheus", hosts, groups, post_tasks=[dump])
 
