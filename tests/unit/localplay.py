@@ -81,18 +81,21 @@ def failures(tmp_path, play, extra_vars, *args):
     return rc, failed
 
 
-def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost", templates=()):
+def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost", templates=(), facts=None):
     """Load a role's defaults, vars/Debian.yml (if any) and vars/main.yml as its tasks see them; return {key: value}.
 
     ``names`` maps each returned key to a variable of the role. Role variables under test go in as extra vars,
-    since include_vars outranks the inventory. Each of ``templates`` (a file in the role's templates/) is rendered
-    with those variables by ansible.builtin.template, as the role writes it; its text is returned under its name.
+    since include_vars outranks the inventory. ``facts`` (name: expression) are set with set_fact next, as the role's
+    preflight sets them. Each of ``templates`` (a file in the role's templates/) is rendered with those variables by
+    ansible.builtin.template, as the role writes it; its text is returned under its name.
     """
     role_dir = REPO / "roles" / role
     out = tmp_path / "out.json"
     listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
     tasks = [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
              for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml") if (role_dir / path).is_file()]
+    if facts:
+        tasks.append({"ansible.builtin.set_fact": dict(facts)})
     for template in templates:
         tasks.append({"ansible.builtin.template": {"src": str(role_dir / "templates" / template), "mode": "0600",
                                                    "dest": str(tmp_path / ("rendered-" + template))}})
@@ -116,3 +119,17 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
 def target_groups(files):
     """The prometheus role's file_sd texts per job (__prometheus_scrape.files), read the way Prometheus reads them."""
     return {job: json.loads(text) for job, text in files.items()}
+
+
+# What the prometheus role's preflight keeps as a fact (tasks/preflight.yml) for its later tasks and templates.
+PROMETHEUS_FACTS = {"__prometheus_scrape": "{{ __prometheus_inventory_targets }}"}
+
+
+def render_prometheus(tmp_path, names, extra_vars, **kwargs):
+    """The prometheus role's ``names`` after its preflight's fact, and its prometheus.yml (templates/prometheus.yml.j2)
+    read as YAML under "config" (its text under "config_text")."""
+    rendered = render_role_vars(tmp_path, "prometheus", names, extra_vars, templates=["prometheus.yml.j2"],
+                                facts=PROMETHEUS_FACTS, **kwargs)
+    rendered["config_text"] = rendered.pop("prometheus.yml.j2")
+    rendered["config"] = yaml.safe_load(rendered["config_text"])
+    return rendered

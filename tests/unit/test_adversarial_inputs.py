@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from localplay import run_playbook, target_groups
+from localplay import REPO, run_playbook, target_groups
 
 PLAYBOOK = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook not found (activate the venv)")
@@ -194,9 +194,11 @@ def test_prometheus_inputs(tmp_path):
         groups[group] = {"hosts": {"c%02d-%s" % (index, name): hv for name, hv in fleet.items()}}
         hosts[host] = dict({"prometheus_node_exporter_groups": [group], "prometheus_falco_groups": [group],
                             "prometheus_config_dir": str(tmp_path / "etc" / host)}, **role_vars)
+    # The configuration as the role's template renders it (a play's lookup looks for templates beside the play).
+    config = "lookup('ansible.builtin.template', '%s') | from_yaml" % (REPO / "roles/prometheus/templates/prometheus.yml.j2")
     dump = {"ansible.builtin.copy": {
         "dest": str(tmp_path) + "/{{ inventory_hostname }}.json", "mode": "0600",
-        "content": "{{ {'files': __prometheus_scrape.files, 'config': __prometheus_config} | to_json }}"},
+        "content": "{{ {'files': __prometheus_scrape.files, 'config': %s} | to_json }}" % config},
         "tags": ["always"]}
     outcome = run_cases(tmp_path, "prometheus", hosts, groups, post_tasks=[dump])
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from localplay import REPO, render_role_vars, target_groups
+from localplay import PROMETHEUS_FACTS, REPO, render_role_vars, target_groups
 
 EXAMPLE = REPO / "inventories" / "example"
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-playbook not found")
@@ -16,7 +16,7 @@ def scrape(tmp_path, hosts_text):
     for sub in ("group_vars", "host_vars"):
         shutil.copytree(EXAMPLE / sub, tmp_path / sub)
     rendered = render_role_vars(tmp_path, "prometheus", {"files": "__prometheus_scrape.files"}, LOCAL,
-                                inventory=hosts_text, host="monitor-1")
+                                inventory=hosts_text, host="monitor-1", facts=PROMETHEUS_FACTS)
     return {job: {g["labels"]["host"]: g for g in groups} for job, groups in target_groups(rendered["files"]).items()}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localplay import ansible_playbook, render_role_vars, target_groups
+from localplay import ansible_playbook, render_prometheus, render_role_vars, target_groups
 
 REPO = Path(__file__).resolve().parents[1].parent
 sys.path.insert(0, str(REPO / "tests" / "unit" / "roles"))
@@ -137,8 +137,8 @@ def prometheus(pki, tmp_path_factory):
                                          "legacy-1": {"falco_version": "0.43.1", "falco_grpc_enabled": True,
                                                       "falco_metrics_enabled": False}}}}}})
     config_dir = workdir / "etc"
-    values = render_role_vars(workdir, "prometheus", {
-        "config": "__prometheus_config", "args": "__prometheus_args", "files": "__prometheus_scrape.files",
+    values = render_prometheus(workdir, {
+        "args": "__prometheus_args", "files": "__prometheus_scrape.files",
         "ca": "prometheus_scrape_ca_cert", "web": "prometheus_web_basic_auth_users | fleetwatch.falco_stack.web_config("
         "tls=prometheus_web_tls_enabled | bool, cert_file='%s/web.crt', key_file='%s/web.key', salt_seed=inventory_hostname)"
         % (config_dir, config_dir)},
@@ -195,8 +195,7 @@ def test_promtool_accepts_the_rendered_configuration_and_web_configuration(prome
 
 
 def test_switch_off_renders_todays_prometheus_configuration(tmp_path):
-    values = render_role_vars(tmp_path, "prometheus", {"config": "__prometheus_config", "args": "__prometheus_args"},
-                              {"prometheus_alertmanagers": ["localhost:9093"]})
+    values = render_prometheus(tmp_path, {"args": "__prometheus_args"}, {"prometheus_alertmanagers": ["localhost:9093"]})
     jobs = {job["job_name"]: job for job in values["config"]["scrape_configs"]}
     assert "scheme" not in jobs["prometheus"] and "basic_auth" not in jobs["prometheus"]
     assert values["config"]["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["localhost:9093"]}]}]

@@ -1,7 +1,9 @@
-"""Role prometheus: what its vars render from an inventory, without a host (targets, labels, config, args, container).
+"""Role prometheus: what its vars and templates/prometheus.yml.j2 render from an inventory, without a host (targets,
+labels, config, args, container).
 
-Runs ansible-playbook on the controller with a local connection: the role's defaults and vars/main.yml are loaded
-and the rendered values are written to a JSON file, as the role's tasks would see them.
+Runs ansible-playbook on the controller with a local connection: the role's defaults and vars/main.yml are loaded,
+preflight's fact is set, and the rendered values and configuration are written to files, as the role's tasks would
+see them.
 """
 
 import json
@@ -9,8 +11,9 @@ import shutil
 import textwrap
 
 import pytest
+import yaml
 
-from localplay import render_role_vars, target_groups
+from localplay import REPO, render_prometheus, render_role_vars, target_groups
 
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
@@ -44,15 +47,15 @@ INVENTORY = textwrap.dedent("""\
             mon:
     """)
 
-RENDERED = {"files": "__prometheus_scrape.files", "config": "__prometheus_config", "args": "__prometheus_args",
+RENDERED = {"files": "__prometheus_scrape.files", "args": "__prometheus_args",
             "volumes": "__prometheus_container_volumes", "image": "__prometheus_container_image_ref",
-            "promtool": "__prometheus_promtool_cmd", "basic_auth_hosts": "__prometheus_basic_auth_hosts"}
+            "promtool": "__prometheus_promtool_cmd", "basic_auth_hosts": "__prometheus_scrape.basic_auth_hosts"}
 
 
 def render(tmp_path, **extra_vars):
     extra = dict({"prometheus_docker_groups": ["docker_hosts"], "prometheus_falcosidekick_groups": ["sidekick"]},
                  **extra_vars)
-    rendered = render_role_vars(tmp_path, "prometheus", RENDERED, extra, inventory=INVENTORY, host="mon")
+    rendered = render_prometheus(tmp_path, RENDERED, extra, inventory=INVENTORY, host="mon")
     return dict(rendered, targets=target_groups(rendered["files"]))
 
 
@@ -158,7 +161,7 @@ def test_agent_flag_follows_the_version_in_the_image_tag(tmp_path):
 def test_booleans_given_as_strings_on_the_command_line(tmp_path):
     """-e key=value passes "false" and "true" as strings; the role reads its booleans with | bool."""
     names = dict(RENDERED, rule_files="__prometheus_rule_files")
-    rendered = render_role_vars(tmp_path, "prometheus", names, {
+    rendered = render_prometheus(tmp_path, names, {
         "prometheus_agent_mode": "false", "prometheus_falco_rules_enabled": "false",
         "prometheus_web_enable_remote_write_receiver": "true"}, inventory=INVENTORY, host="mon")
     assert rendered["config"]["rule_files"] == ["/etc/prometheus/rules/*.yml"]  # a server, not an agent
@@ -166,7 +169,7 @@ def test_booleans_given_as_strings_on_the_command_line(tmp_path):
     assert not any("agent" in a for a in rendered["args"])
     assert rendered["rule_files"] == []  # "false" turned the shipped Falco rules off
     assert "--web.enable-remote-write-receiver" in rendered["args"]
-    rendered = render_role_vars(tmp_path, "prometheus", names, {
+    rendered = render_prometheus(tmp_path, names, {
         "prometheus_agent_mode": "true", "prometheus_remote_write": [{"url": "http://central:9090/api/v1/write"}],
         "prometheus_web_enable_remote_write_receiver": "false"}, inventory=INVENTORY, host="mon")
     assert "rule_files" not in rendered["config"]
@@ -216,14 +219,14 @@ def test_falco_exporter_behind_its_tls_proxy_gets_the_https_job_with_basic_auth(
 
 
 def test_every_job_reads_the_json_file_the_role_writes_and_the_old_yaml_files_are_retired(tmp_path):
-    names = {"config": "__prometheus_config", "written": "__prometheus_target_files | map(attribute='path') | list",
+    names = {"written": "__prometheus_target_files | map(attribute='path') | list",
              "retired": "__prometheus_retired_target_files"}
     old = {"/etc/prometheus/targets/node-exporter.yml": {"type": "regular file"},
            "/etc/prometheus/targets/falco-exporter-tls.yml": {"type": "regular file"},
            "/etc/prometheus/targets/node-exporter.json": {"type": "regular file"},
            "/etc/prometheus/targets/custom.yml": {"type": "regular file"}}
-    rendered = render_role_vars(tmp_path, "prometheus", names, {"__prometheus_host": {"paths": old}},
-                                inventory=INVENTORY, host="mon")
+    rendered = render_prometheus(tmp_path, names, {"__prometheus_host": {"paths": old}},
+                                 inventory=INVENTORY, host="mon")
     read = [path for job in rendered["config"]["scrape_configs"] for sd in job.get("file_sd_configs", [])
             for path in sd["files"]]
     assert sorted(read) == sorted(rendered["written"])
@@ -231,3 +234,65 @@ def test_every_job_reads_the_json_file_the_role_writes_and_the_old_yaml_files_ar
     # Only the role's own old files, and only those the host has.
     assert sorted(rendered["retired"]) == ["/etc/prometheus/targets/falco-exporter-tls.yml",
                                            "/etc/prometheus/targets/node-exporter.yml"]
+
+
+def test_the_file_holds_every_section_in_order_and_the_tls_jobs_share_their_settings(tmp_path):
+    extra_job = {"job_name": "blackbox", "static_configs": [{"targets": ["probe:9115"]}]}
+    remote = [{"url": "https://mimir.example/api/v1/push"}]
+    rendered = render(tmp_path, prometheus_scrape_ca_cert="PEM",
+                      prometheus_scrape_basic_auth={"username": "prometheus", "password": "secret"},
+                      prometheus_web_tls_enabled=True, prometheus_web_tls_cert="C", prometheus_web_tls_key="K",
+                      prometheus_web_basic_auth_users={"prometheus": "secret"}, prometheus_alertmanagers=["am:9093"],
+                      prometheus_alertmanagers_tls_enabled=True, prometheus_remote_write=remote,
+                      prometheus_extra_scrape_configs=[extra_job])
+    config, text = rendered["config"], rendered["config_text"]
+    assert text.splitlines()[0].startswith("# ")  # ansible_managed
+    assert list(config) == ["global", "scrape_configs", "rule_files", "alerting", "remote_write"]
+    assert list(config["global"]) == ["scrape_interval", "scrape_timeout", "external_labels", "evaluation_interval"]
+    assert [j["job_name"] for j in config["scrape_configs"]] == [
+        "prometheus", "node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter", "falco-exporter-tls",
+        "docker-exporter", "falcosidekick", "blackbox"]
+    assert config["scrape_configs"][-1] == extra_job
+    tls = {"ca_file": "/etc/prometheus/scrape-ca.crt"}
+    auth = {"username": "prometheus", "password_file": "/etc/prometheus/scrape-password"}
+    assert config["scrape_configs"][0]["tls_config"] == tls and config["scrape_configs"][0]["basic_auth"] == auth
+    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["am:9093"]}], "scheme": "https",
+                                                    "tls_config": tls, "basic_auth": auth}]
+    assert config["remote_write"] == remote
+    # The three TLS jobs' tls_config and two basic_auth are written once each and referred to (YAML anchors), the
+    # self-scrape's and the alertmanagers' in full: the same text as the role wrote before the template.
+    assert (text.count("&id001"), text.count("*id001"), text.count("&id002"), text.count("*id002")) == (1, 2, 1, 1)
+    assert text.count("ca_file: /etc/prometheus/scrape-ca.crt") == 3
+    assert "secret" not in text
+
+
+# The prometheus role's copy of other roles' defaults (vars/main.yml, __prometheus_target_var_defaults) is read where a
+# target host leaves the variable unset. Entries that differ from the owning role's default on purpose:
+PORT_ONLY = {"falco_exporter_listen_address"}  # only the port is read
+# The owning roles look the fleet's users up (fleet_pki) under the same condition; only whether there are any matters.
+SAME_CONDITION = {"node_exporter_basic_auth_users", "falco_exporter_basic_auth_users"}
+NO_ROLE = {"docker_metrics_port"}  # Docker's own metrics endpoint: no role of the collection sets it
+
+
+def test_the_copy_of_other_roles_defaults_matches_those_roles():
+    role_defaults = {}
+    for role in ("node_exporter", "falco", "falco_exporter", "falcosidekick"):
+        role_defaults.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
+    copy = yaml.safe_load((REPO / "roles" / "prometheus" / "vars" / "main.yml").read_text())[
+        "__prometheus_target_var_defaults"]
+    for name in NO_ROLE:
+        assert name not in role_defaults, "%s is now a role default: compare the copy with it" % name
+    differing = []
+    for name, value in copy.items():
+        if name in NO_ROLE:
+            continue
+        assert name in role_defaults, "%s is in the copy but no role defaults it" % name
+        if name in PORT_ONLY:
+            same = str(value).rsplit(":", 1)[-1] == str(role_defaults[name]).rsplit(":", 1)[-1]
+        elif name in SAME_CONDITION:
+            same = value.split(" if ", 1)[1] == role_defaults[name].split(" if ", 1)[1]
+        else:
+            same = value == role_defaults[name]
+        if not same:
+            differing.append("%s: %r in the copy, %r in the role" % (name, value, role_defaults[name]))
+    assert not differing, "keep __prometheus_target_var_defaults in step: " + "; ".join(differing)
