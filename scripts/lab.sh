@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The main job: deploy the stack to a local lab of containers described by inventories/lab/hosts.yml.
-# Usage: scripts/lab.sh up | verify | down | status | smoke | site [ARGS] | site-args | tuning-loop [HOST] |
-#        dashboards [HOST] | main-job
+# Usage: scripts/lab.sh up | verify | down | status | targets-up | smoke | site [ARGS] | site-args |
+#        tuning-loop [HOST] | dashboards [HOST] | main-job
 #   site: site.yml once on the lab as it is, with this lab's extra variables (site-args prints them) and ARGS.
 #   verify: on a converged lab, site.yml again and then with --check --diff must both report zero changes.
+#   targets-up: every host's node-exporter and every agent's Falco up in the lab's Prometheus with host and cloud
+#               labels (lab/targets_up.py).
 #   smoke: playbooks/smoke.yml on the lab: events on every Falco agent, each seen in its alert and in Prometheus.
 #   tuning-loop: the tuning loop with the real Falco on HOST (default lab-agent-1): noise, triage.yml's proposal,
 #                the exception applied, the noise gone while other readers still alert (lab/tuning_loop.py).
 #   dashboards: every panel query of the Falco fleet dashboard against the lab's Prometheus, for the whole fleet and
 #               for HOST (default lab-agent-1, given an event first) (lab/dashboards.py).
-#   main-job: the main job as CI runs it (scripts/test.sh): a new lab up, verify, then with Falco smoke.yml, the
-#             tuning loop and the dashboards; the lab is removed at the end, passed or not.
+#   main-job: the main job as CI runs it (scripts/test.sh): a new lab up, targets-up, verify, then with Falco
+#             smoke.yml, the tuning loop and the dashboards; the lab is removed at the end, passed or not.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
@@ -141,10 +143,19 @@ smoke() {
   ansible-playbook -i "$INVENTORY" playbooks/smoke.yml
 }
 
+# Every host's node-exporter and every Falco agent's Falco up in the lab's Prometheus, with host and cloud labels.
+targets_up() {
+  activate_venv
+  local monitor
+  monitor=$(python lab/fleet.py list "$INVENTORY" | awk '$1 ~ /monitor$/ { print $2; exit }')
+  python lab/targets_up.py --inventory "$INVENTORY" --prometheus "http://$monitor:9090" --falco-group "$FALCO_HOSTS"
+}
+
 main_job() {
   trap down EXIT
   down
   up
+  targets_up
   verify
   if [ "$FALCO_SOURCE" = none ]; then
     say "lab: smoke test, tuning loop and dashboards skipped: no Falco in this lab"
@@ -163,6 +174,7 @@ down() {
 
 case "${1:-}" in
   up|verify|down|status|smoke) "$1" ;;
+  targets-up) targets_up ;;
   main-job) main_job ;;
   site)
     shift
@@ -173,6 +185,6 @@ case "${1:-}" in
   site-args) site_args ;;
   tuning-loop) shift; tuning_loop "$@" ;;
   dashboards) shift; dashboards "$@" ;;
-  *) echo "usage: $0 up|verify|down|status|smoke|site [ARGS]|site-args|tuning-loop [HOST]|dashboards [HOST]|main-job" >&2
+  *) echo "usage: $0 up|verify|down|status|targets-up|smoke|site [ARGS]|site-args|tuning-loop [HOST]|dashboards [HOST]|main-job" >&2
      exit 2 ;;
 esac
