@@ -4,9 +4,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 bash scripts/setup.sh
-activate_venv
-link_source_collection
-export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+use_source_collection
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for f in bench/*_bench.py; do names+=("$(basename "$f" _bench.py)"); done

@@ -46,9 +46,7 @@ report_limits() {
 
 up() {
   bash scripts/setup.sh
-  activate_venv
-  link_source_collection
-  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  use_source_collection
   say "lab: creating hosts from $INVENTORY"
   [ "$FALCO_SOURCE" != none ] || say "lab: Falco is left out: ../shared/packages/falco_0.44.1_amd64.deb is not there"
   python lab/fleet.py up "$INVENTORY" --privileged-group "$FALCO_HOSTS" >/dev/null
@@ -90,9 +88,7 @@ expect_no_change() {
 }
 
 verify() {
-  activate_venv
-  link_source_collection
-  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  use_source_collection
   expect_no_change
   expect_no_change --check --diff
 }
@@ -113,6 +109,11 @@ status() {
   report_limits
 }
 
+# The address of the lab's monitoring host (the one whose name ends in "monitor").
+monitor_address() {
+  python lab/fleet.py list "$INVENTORY" | awk '$1 ~ /monitor$/ { print $2; exit }'
+}
+
 # The Falco parts need Falco in the lab.
 need_falco() {
   [ "$FALCO_SOURCE" != none ] || { report_limits; exit 1; }
@@ -120,9 +121,7 @@ need_falco() {
 
 tuning_loop() {
   need_falco
-  activate_venv
-  link_source_collection
-  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  use_source_collection
   python lab/tuning_loop.py --inventory "$INVENTORY" --host "${1:-lab-agent-1}"
 }
 
@@ -130,7 +129,7 @@ dashboards() {
   need_falco
   activate_venv
   local host=${1:-lab-agent-1} monitor
-  monitor=$(python lab/fleet.py list "$INVENTORY" | awk '$1 == "lab-monitor" { print $2 }')
+  monitor=$(monitor_address)
   # Two events on the host, a scrape apart (30 s scrape interval): a rule's series appears at its first match,
   # and increase() needs a second sample to rise.
   podman exec "$host" sh -c 'cat /etc/shadow > /dev/null' && sleep 35
@@ -139,27 +138,22 @@ dashboards() {
 }
 
 smoke() {
-  activate_venv
-  link_source_collection
-  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  use_source_collection
   ansible-playbook -i "$INVENTORY" playbooks/smoke.yml
 }
 
 # Every host's node-exporter and every Falco agent's Falco up in the lab's Prometheus, with host and cloud labels.
 targets_up() {
   activate_venv
-  local monitor
-  monitor=$(python lab/fleet.py list "$INVENTORY" | awk '$1 ~ /monitor$/ { print $2; exit }')
-  python lab/targets_up.py --inventory "$INVENTORY" --prometheus "http://$monitor:9090" --falco-group "$FALCO_HOSTS"
+  python lab/targets_up.py --inventory "$INVENTORY" --prometheus "http://$(monitor_address):9090" \
+    --falco-group "$FALCO_HOSTS"
 }
 
 # The smoke test on a default deployment: HOST's Falco back to the falco role's defaults (the stable rules only, where
 # the tutorial's rules are not loaded), then smoke.yml on it; `lab.sh up` (or site.yml) puts the lab's rulesets back.
 smoke_defaults() {
   local host=${1:-lab-agent-2}
-  activate_venv
-  link_source_collection
-  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+  use_source_collection
   ansible-playbook -i "$INVENTORY" playbooks/falco.yml --limit "$host" -e '{"falco_rulesets": []}' >/dev/null
   ansible-playbook -i "$INVENTORY" playbooks/smoke.yml -e "fleetwatch_falco_hosts=$host"
 }
@@ -193,9 +187,7 @@ case "${1:-}" in
   main-job) main_job ;;
   site)
     shift
-    activate_venv
-    link_source_collection
-    export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+    use_source_collection
     site "$@" ;;
   site-args) site_args ;;
   tuning-loop) shift; tuning_loop "$@" ;;

@@ -27,3 +27,9 @@ activate_venv() {
   . "$VENV/bin/activate"
   export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_DIR"
 }
+# The venv, with ansible-playbook finding this checkout's collection by FQCN (the lab and the benches run it).
+use_source_collection() {
+  activate_venv
+  link_source_collection
+  export ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR"
+}
