@@ -107,8 +107,8 @@ stage_molecule() {
   molecule test -s "$scenario"
 }
 
-# The main job on the lab (scripts/lab.sh main-job: up, verify, smoke test, tuning loop, dashboards, down) runs as one
-# more item of the scenarios' queue, named "lab" there (MOLECULE_SCENARIOS may name it too).
+# The main job on the lab (scripts/lab.sh main-job, whose usage lists its steps) runs as one more item of the
+# scenarios' queue, named "lab" there (MOLECULE_SCENARIOS may name it too).
 scenarios() {
   if [ -n "${MOLECULE_SCENARIOS:-}" ]; then echo "$MOLECULE_SCENARIOS"; return; fi
   local d
