@@ -13,7 +13,8 @@
 #   dashboards: every panel query of the Falco fleet dashboard against the lab's Prometheus, for the whole fleet and
 #               for HOST (default lab-agent-1, given an event first) (lab/dashboards.py).
 #   main-job: the main job as CI runs it (scripts/test.sh): a new lab up, targets-up, verify, then with Falco
-#             smoke.yml, the tuning loop and the dashboards; the lab is removed at the end, passed or not.
+#             smoke.yml, the tuning loop, the dashboards and smoke-defaults; the lab is removed at the end, passed
+#             or not.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT" || exit 1
@@ -170,6 +171,7 @@ main_job() {
   smoke
   tuning_loop
   dashboards
+  smoke_defaults
 }
 
 down() {

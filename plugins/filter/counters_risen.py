@@ -15,6 +15,9 @@ description:
   - Compares two answers of the same instant vector query (the JSON of C(/api/v1/query)) and returns the values of
     one label for the series whose value is higher in the later answer. A series missing from the earlier answer
     counts from zero (Falco's rule counters appear only after a rule's first match).
+  - A series lower than before, but above zero, is a counter that restarted in between and counted again, and is
+    returned too: Falco restarts with every configuration change, and its counters with it (Prometheus's rate
+    functions read a decrease the same way).
 options:
   _input:
     description: The later answer, as returned by the query API.
@@ -55,7 +58,8 @@ def _values(answer, label):
 
 def counters_risen(after, before, label):
     earlier = _values(before, label)
-    return sorted(value for value, count in _values(after, label).items() if count > earlier.get(value, 0.0))
+    # Different and above zero: either it rose, or the process restarted (counters back to zero) and counted again.
+    return sorted(value for value, count in _values(after, label).items() if count > 0 and count != earlier.get(value, 0.0))
 
 
 class FilterModule(object):

@@ -19,6 +19,17 @@ def test_nothing_rose_when_the_answers_are_the_same():
     assert counters_risen(answer(a=2), answer(a=2), "rule") == []
 
 
+def test_a_counter_that_restarted_and_counted_again_rose_and_one_that_restarted_without_counting_did_not():
+    # Falco restarted between the answers: the earlier values belong to the previous process.
+    before = answer(Read_sensitive_file_untrusted=12, Terminal_shell_in_container=2)
+    after = answer(Read_sensitive_file_untrusted=1, Terminal_shell_in_container=0)
+    assert counters_risen(after, before, "rule") == ["Read sensitive file untrusted"]
+
+
+def test_a_series_gone_from_the_later_answer_did_not_rise():
+    assert counters_risen(answer(), answer(a=5), "rule") == []
+
+
 def test_an_error_answer_is_refused_with_the_answer_shown():
     with pytest.raises(AnsibleFilterError, match="not a successful instant vector"):
         counters_risen({"status": "error", "error": "parse error"}, answer(a=1), "rule")
