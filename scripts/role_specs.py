@@ -37,7 +37,7 @@ def is_template(value):
 
 
 def jinja_tokens(text):
-    return [(kind, value) for _, kind, value in _LEXER.lex(text) if kind != "whitespace"]
+    return [(kind, value) for _line, kind, value in _LEXER.lex(text) if kind != "whitespace"]
 
 
 def same(a, b):
