@@ -1,6 +1,11 @@
 """Write each role's variable reference from its meta/argument_specs.yml.
 
-Generates roles/ROLE/README.md and the block between the VARIABLES markers in docs/ROLE.md.
+Each variable table is generated once: roles/ROLE/README.md holds the role's table; the block between the VARIABLES
+markers in docs/ROLE.md links to it; the variables several roles declare alike (the host firewall's
+fleetwatch_firewall_*) have their one table in docs/security.md, and the role READMEs link there.
+The specs' markup (C(), O(), V(), L(), U(), M(), P(), I(), B(), ...) is parsed by antsibull-docs-parser, the parser
+ansible-doc and the Ansible documentation use, and written as Markdown; malformed markup stops the run, naming the
+role and the option.
 With --check, writes nothing and exits 1 when a file is stale (the lint stage runs it that way).
 """
 
@@ -10,58 +15,189 @@ import sys
 from pathlib import Path
 
 import yaml
+from antsibull_docs_parser import dom
+from antsibull_docs_parser.format import Formatter
+from antsibull_docs_parser.md import to_md
+from antsibull_docs_parser.parser import Context, parse
 
 ROOT = Path(__file__).resolve().parent.parent
+COLLECTION = "fleetwatch.falco_stack"
 BEGIN, END = "<!-- BEGIN VARIABLES (generated from meta/argument_specs.yml) -->", "<!-- END VARIABLES -->"
-MARKUP = [(re.compile(r"[CO]\(([^)]*)\)"), r"`\1`"), (re.compile(r"L\(([^,]*),([^)]*)\)"), r"[\1](\2)")]
+# Variables several roles declare alike: one table of them, in the document that explains them.
+SHARED = {
+    "prefix": "fleetwatch_firewall_",
+    "doc": "docs/security.md",
+    "anchor": "host-firewall-opt-in",
+    "begin": "<!-- BEGIN FIREWALL VARIABLES (generated from the agent roles' meta/argument_specs.yml) -->",
+    "end": "<!-- END FIREWALL VARIABLES -->",
+}
 
 
-def plain(text):
-    text = " ".join(text) if isinstance(text, list) else str(text)
-    for pattern, replacement in MARKUP:
-        text = pattern.sub(replacement, text)
-    return text.replace("|", "\\|").replace("\n", " ")
+def escape(text):
+    """Plain text as Markdown that shows it as written, also in a table cell: a "|" would end the cell, a backslash
+    escape what follows, a "*" start emphasis, a "<" before a letter start an HTML tag ("<= 0.43" is left alone)."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+
+
+def code(text):
+    # A code span shows backslashes as they are; only "|" needs escaping inside a table (GitHub splits cells first).
+    fence = "``" if "`" in text else "`"
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return "%s%s%s%s%s" % (fence, padding, text.replace("|", "\\|"), padding, fence)
+
+
+class TableCellFormatter(Formatter):
+    """Markdown for table cells and paragraphs: code spans in backticks, links as [text](url), no HTML."""
+
+    def format_error(self, part):
+        raise ValueError(part.message)
+
+    def format_bold(self, part):
+        return "**%s**" % escape(part.text)
+
+    def format_code(self, part):
+        return code(part.text)
+
+    def format_horizontal_line(self, part):
+        return " "
+
+    def format_italic(self, part):
+        return "_%s_" % escape(part.text)
+
+    def format_link(self, part):
+        return "[%s](%s)" % (escape(part.text), part.url)
+
+    def format_module(self, part, url):
+        return code(part.fqcn)
+
+    def format_rst_ref(self, part):
+        return escape(part.text)
+
+    def format_url(self, part):
+        return "<%s>" % part.url
+
+    def format_text(self, part):
+        return escape(part.text)
+
+    def format_env_variable(self, part):
+        return code(part.name)
+
+    def format_option_name(self, part, url):
+        return code(part.name if part.value is None else "%s=%s" % (part.name, part.value))
+
+    def format_option_value(self, part):
+        return code(part.value)
+
+    def format_plugin(self, part, url):
+        return code(part.plugin.fqcn)
+
+    def format_return_value(self, part, url):
+        return self.format_option_name(part, url)
+
+
+FORMATTER = TableCellFormatter()
+
+
+def markdown(text, role, where, separator="\n\n"):
+    """The specs' markup in text (a string or a list of paragraphs) as Markdown, paragraphs joined by separator."""
+    context = Context(current_plugin=dom.PluginIdentifier(fqcn="%s.%s" % (COLLECTION, role), type="role"),
+                      role_entrypoint="main")
+    try:
+        paragraphs = parse(text, context, errors="exception", strict=True)
+    except ValueError as error:
+        raise SystemExit("roles/%s/meta/argument_specs.yml, %s: bad markup: %s" % (role, where, error)) from error
+    return to_md(paragraphs, formatter=FORMATTER, par_sep=separator)
+
+
+def cell(text, role, where):
+    return markdown(text, role, where, separator=" ").replace("\n", " ")
 
 
 def default_of(option):
     if "default" not in option:
         return "*required*" if option.get("required") else ""
     value = option["default"]
-    # Table cells: a "|" (Jinja filters in defaults that follow fleetwatch_tls_enabled) would end the cell.
-    return "`%s`" % (yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
-                     if not isinstance(value, str) else repr(value) if value == "" else value).replace("|", "\\|")
+    if isinstance(value, str):
+        return code(repr(value) if value == "" else value)
+    return code(yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip())
 
 
-def variables_table(spec):
+def variables_table(role, options):
     rows = ["| Variable | Type | Default | Description |", "|---|---|---|---|"]
-    for name, option in spec["options"].items():
+    for name, option in options.items():
         kind = option.get("type", "str")
         if option.get("elements"):
             kind += " of " + option["elements"]
-        description = plain(option.get("description", ""))
+        description = cell(option.get("description", ""), role, name)
         if option.get("choices"):
-            description += " Choices: " + ", ".join("`%s`" % c for c in option["choices"]) + "."
+            description += " Choices: " + ", ".join(code(str(c)) for c in option["choices"]) + "."
         rows.append("| `%s` | %s | %s | %s |" % (name, kind, default_of(option), description))
     return "\n".join(rows) + "\n"
 
 
+def own_options(spec):
+    return {name: option for name, option in spec["options"].items() if not name.startswith(SHARED["prefix"])}
+
+
+def shared_options(spec):
+    return {name: option for name, option in spec["options"].items() if name.startswith(SHARED["prefix"])}
+
+
 def role_readme(role, spec):
-    return "\n".join([
+    lines = [
         "# Role %s" % role, "",
-        plain(spec.get("short_description", "")), "",
-        *[plain(line) + "\n" for line in spec.get("description", [])],
+        markdown(spec.get("short_description", ""), role, "short_description"), "",
+        markdown(spec.get("description", []), role, "description"), "",
         "This file is generated from `meta/argument_specs.yml` by `scripts/role_docs.py`; the collection's",
         "[docs/%s.md](../../docs/%s.md) has the how-to." % (role, role), "",
         "## Variables", "",
-        variables_table(spec),
-    ])
+        variables_table(role, own_options(spec)),
+    ]
+    shared = shared_options(spec)
+    if shared:
+        lines += ["The role also reads the host firewall's variables, shared by the agent roles: %s "
+                  "([%s](../../%s#%s) has their table)." % (
+                      ", ".join("`%s`" % name for name in shared), SHARED["doc"], SHARED["doc"], SHARED["anchor"]), ""]
+    return "\n".join(lines)
 
 
-def with_block(text, table):
-    if BEGIN not in text or END not in text:
-        return text.rstrip("\n") + "\n\n## Variables\n\n%s\n%s%s\n" % (BEGIN, table, END)
-    head, rest = text.split(BEGIN, 1)
-    return head + BEGIN + "\n" + table + END + rest.split(END, 1)[1]
+def doc_link(role):
+    return ("Every variable of the role, with its type, default and description, is in "
+            "[roles/%s/README.md](../roles/%s/README.md#variables), generated from its `meta/argument_specs.yml`.\n"
+            % (role, role))
+
+
+def with_block(text, block, begin=BEGIN, end=END, heading="## Variables"):
+    if begin not in text or end not in text:
+        return text.rstrip("\n") + "\n\n%s\n\n%s\n%s%s\n" % (heading, begin, block, end)
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + block + end + rest.split(end, 1)[1]
+
+
+def wanted_files():
+    """{path: content} of every generated file and block."""
+    wanted, shared = {}, {}
+    for spec_file in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
+        role = spec_file.parent.parent.name
+        if role.startswith("_"):
+            continue
+        spec = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
+        doc = ROOT / "docs" / ("%s.md" % role)
+        wanted[spec_file.parent.parent / "README.md"] = role_readme(role, spec)
+        wanted[doc] = with_block(doc.read_text() if doc.exists() else "# %s\n" % role, doc_link(role))
+        if shared_options(spec):
+            shared[role] = shared_options(spec)
+    if shared:
+        first = min(shared)
+        differing = sorted(role for role in shared if shared[role] != shared[first])
+        if differing:
+            raise SystemExit("the %s* options differ between roles %s and %s: declare them alike" % (
+                SHARED["prefix"], first, ", ".join(differing)))
+        doc = ROOT / SHARED["doc"]
+        wanted[doc] = with_block(doc.read_text(), variables_table(first, shared[first]), SHARED["begin"], SHARED["end"],
+                                 "## Host firewall variables")
+    return wanted
 
 
 def main():
@@ -69,21 +205,11 @@ def main():
     parser.add_argument("--check", action="store_true", help="report stale files, write nothing")
     args = parser.parse_args()
     stale = []
-    for spec_file in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
-        role = spec_file.parent.parent.name
-        if role.startswith("_"):
-            continue
-        spec = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
-        doc = ROOT / "docs" / ("%s.md" % role)
-        wanted = {
-            spec_file.parent.parent / "README.md": role_readme(role, spec),
-            doc: with_block(doc.read_text() if doc.exists() else "# %s\n" % role, variables_table(spec)),
-        }
-        for path, content in wanted.items():
-            if not path.exists() or path.read_text() != content:
-                stale.append(str(path.relative_to(ROOT)))
-                if not args.check:
-                    path.write_text(content)
+    for path, content in wanted_files().items():
+        if not path.exists() or path.read_text() != content:
+            stale.append(str(path.relative_to(ROOT)))
+            if not args.check:
+                path.write_text(content)
     if args.check and stale:
         print("stale generated docs (run scripts/role_docs.py): " + ", ".join(stale))
         return 1

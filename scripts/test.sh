@@ -42,6 +42,7 @@ stage_lint() {
     && lint_home \
     && HOME="$LINT_HOME" ANSIBLE_COLLECTIONS_PATH="$SOURCE_COLLECTIONS_DIR" ansible-lint --profile production --offline \
     && antsibull-changelog lint \
+    && python scripts/role_specs.py \
     && python scripts/role_docs.py --check \
     && shellcheck --severity=warning scripts/*.sh lab/*.sh .ci/run molecule/*/can-run
 }

@@ -148,12 +148,6 @@ def test_listen_address_default_uses_the_shared_port():
     assert defaults["falco_exporter_listen_address"].endswith(":9376")
 
 
-def test_defaults_and_argument_specs_are_in_lockstep():
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    options = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    assert {name: spec.get("default") for name, spec in options.items()} == defaults
-
-
 TLS_ON = {"falco_exporter_tls_enabled": True, "falco_exporter_tls_cert": "PEM cert", "falco_exporter_tls_key": "PEM key"}
 
 
