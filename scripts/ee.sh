@@ -33,20 +33,29 @@ build() {
   step=$SECONDS
   bash lab/build-images.sh base ee-base
   say "ee: base image ready in $(elapsed $((SECONDS - step)))"
-  # ee-build/ is where both EE definitions read the collections from (additional_build_files, galaxy requirements).
-  rm -rf ee-build
-  trap 'rm -rf "$REPO_ROOT/ee-build"' EXIT
+  # ee-build/ is where both EE definitions read the collections from (additional_build_files, galaxy requirements);
+  # ee-wheels/ the Python wheels the air-gapped build installs from, with no package index.
+  rm -rf ee-build ee-wheels
+  trap 'rm -rf "$REPO_ROOT/ee-build" "$REPO_ROOT/ee-wheels"' EXIT
   step=$SECONDS
   ansible-galaxy collection build --output-path ee-build . >/dev/null
   python scripts/ee_collections.py ee-build
   say "ee: collection tarballs in $(elapsed $((SECONDS - step)))"
+  step=$SECONDS
+  rm -rf "$WORK/introspect"
+  mkdir -p "$WORK/introspect"
+  # requirements.yml names the tarballs as the build context holds them (collections/...).
+  ln -sfn "$REPO_ROOT/ee-build" "$WORK/introspect/collections"
+  (cd "$WORK/introspect" && ansible-galaxy collection install --offline -r collections/requirements.yml -p installed >/dev/null)
+  python scripts/ee_wheelhouse.py execution-environment-airgapped.yml "$WORK/introspect/installed" ee-wheels
+  say "ee: Python wheels in $(elapsed $((SECONDS - step)))"
   step=$SECONDS
   mkdir -p "$WORK"
   rm -rf "$WORK/context"
   ansible-builder build --container-runtime podman -f execution-environment-airgapped.yml --context "$WORK/context" \
     --tag "$IMAGE" --verbosity 2 >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log"; die "ansible-builder build failed (log: $WORK/build.log)"; }
   say "ee: ansible-builder build in $(elapsed $((SECONDS - step))) (log: $WORK/build.log)"
-  rm -rf ee-build
+  rm -rf ee-build ee-wheels
   trap - EXIT
   say "ee: $IMAGE built in $(elapsed $((SECONDS - start))), $(podman image inspect --format '{{.Size}}' "$IMAGE" |
     awk '{ printf "%.0f MB", $1 / 1e6 }')"
