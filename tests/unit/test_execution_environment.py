@@ -73,6 +73,8 @@ def test_the_collection_tarball_installs_from_where_the_requirements_point(conte
 
 AIRGAPPED = REPO / "execution-environment-airgapped.yml"
 PACKER = REPO / "scripts" / "ee_collections.py"
+sys.path.insert(0, str(REPO / "scripts"))
+import ee_wheelhouse  # noqa: E402
 
 
 def load(path):
@@ -83,8 +85,13 @@ def test_the_airgapped_definition_differs_only_in_base_package_manager_and_colle
     online, airgapped = load(REPO / "execution-environment.yml"), load(AIRGAPPED)
     for key in ("ansible_core", "ansible_runner", "python", "system"):
         assert airgapped["dependencies"][key] == online["dependencies"][key], key
-    assert airgapped["additional_build_steps"] == online["additional_build_steps"]
-    assert airgapped["additional_build_files"] == online["additional_build_files"]
+    # The same final check; around it only the wheelhouse's set-up and removal.
+    steps = airgapped["additional_build_steps"]
+    assert steps["append_final"][:-1] == online["additional_build_steps"]["append_final"]
+    assert steps["append_final"][-1] == "RUN rm -rf /opt/ee-wheelhouse /etc/pip.conf"
+    assert set(steps) - set(online["additional_build_steps"]) == {"prepend_base"}
+    assert airgapped["additional_build_files"] == online["additional_build_files"] + [{"src": "ee-wheels",
+                                                                                      "dest": "wheels"}]
     # The SSH client the jobs need, for both package families.
     assert "openssh-client [platform:dpkg]" in online["dependencies"]["system"]
     assert "openssh-clients [platform:rpm]" in online["dependencies"]["system"]
@@ -197,10 +204,20 @@ def test_the_airgapped_context_holds_every_collection_as_a_tarball(tmp_path):
                    check=True, capture_output=True)
     proc = subprocess.run([sys.executable, str(PACKER), str(build)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+    (tmp_path / "ee-wheels").mkdir()
     subprocess.run([BUILDER, "create", "-f", AIRGAPPED.name, "--context", "ctx"], cwd=tmp_path, check=True,
                    capture_output=True)
     context = tmp_path / "ctx"
     containerfile = (context / "Containerfile").read_text()
+    # Every pip step reads the wheelhouse only: its configuration comes before the first pip install, and each package
+    # a pip step of ansible-builder's own names is one scripts/ee_wheelhouse.py downloads.
+    lines = containerfile.splitlines()
+    pip_lines = [i for i, line in enumerate(lines) if "-m pip install" in line]
+    assert pip_lines and lines.index("COPY _build/wheels/ /opt/ee-wheelhouse/") < pip_lines[0]
+    assert any("no-index = true" in line for line in lines[:pip_lines[0]])
+    builder_tools = {name.strip("'\"") for i in pip_lines for name in lines[i].split("--no-cache-dir", 1)[1].split()
+                     if not name.startswith("$")}
+    assert builder_tools == set(ee_wheelhouse.BUILDER_TOOLS), "ansible-builder's own pip steps changed"
     assert 'ARG EE_BASE_IMAGE="localhost/fleetwatch-lab/ee-base:debian12"' in containerfile
     assert 'ARG PKGMGR="/usr/local/bin/ee-apt-get"' in containerfile
     assert 'ARG ANSIBLE_GALAXY_CLI_COLLECTION_OPTS="--offline"' in containerfile
@@ -218,3 +235,9 @@ def test_the_airgapped_context_holds_every_collection_as_a_tarball(tmp_path):
     for dep, spec in galaxy["dependencies"].items():
         manifest = tmp_path / "installed" / "ansible_collections" / dep.replace(".", "/") / "MANIFEST.json"
         assert meets_requirements(json.loads(manifest.read_text())["collection_info"]["version"], spec), dep
+
+
+def test_the_wheelhouse_pins_ansible_core_and_runner_as_both_definitions_do():
+    online = load(REPO / "execution-environment.yml")["dependencies"]
+    assert ee_wheelhouse.pinned_packages(AIRGAPPED) == [online["ansible_core"]["package_pip"],
+                                                        online["ansible_runner"]["package_pip"]]
