@@ -11,6 +11,9 @@ For each role under roles/ and each entry point of its argument specs:
 - a literal default has the option's type (and, for a list, each element the type in `elements`); a templated default
   is a string whose type only shows when Ansible renders it, so its type is not checked;
 - a literal default is one of the option's `choices` (for a list, each of its elements).
+Options named with two leading underscores are the include variables of an internal role's task files (`_common`):
+the caller passes them, they have no defaults/main.yml value by design, and only their own literal `default:` is
+checked against their type and choices.
 
 The lint stage runs it (`python scripts/role_specs.py`); it prints each problem with the role, the variable and what
 to change, and exits 1 when there is any.
@@ -111,7 +114,11 @@ def role_problems(role_dir):
         role, name) for name in defaults if name not in main]
     for entry, spec in entry_points.items():
         for name, option in ((spec or {}).get("options") or {}).items():
-            problems.extend(option_problems("%s (entry point %s)" % (role, entry), name, option, defaults))
+            # An include variable's own default stands in for the defaults/main.yml value it cannot have.
+            known = {name: (option or {}).get("default")} if name.startswith("__") else defaults
+            if name.startswith("__") and "default" not in (option or {}):
+                continue
+            problems.extend(option_problems("%s (entry point %s)" % (role, entry), name, option, known))
     return problems
 
 

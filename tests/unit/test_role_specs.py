@@ -115,3 +115,25 @@ def test_every_role_of_the_collection_is_checked_by_default(monkeypatch, capsys)
     assert role_specs.main([]) == 0
     assert sorted(checked) == sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
     assert "_common" in checked and "prometheus" in checked
+
+
+INCLUDE_VARIABLES_SPEC = """\
+argument_specs:
+  main:
+    short_description: Internal
+    options: {}
+  packages:
+    short_description: A task file other roles include
+    options:
+      __fixture_packages: {type: list, elements: dict, required: true, description: Passed by the caller.}
+      __fixture_os_family: {type: str, description: Optional, no default anywhere.}
+      __fixture_recommends: {type: bool, default: %s, description: Its own default.}
+"""
+
+
+def test_include_variables_need_no_defaults_but_their_own_default_is_checked(tmp_path):
+    good = write_role(tmp_path / "good", defaults="", spec=INCLUDE_VARIABLES_SPEC % "false")
+    assert role_specs.role_problems(good) == []
+    bad = write_role(tmp_path / "bad", defaults="", spec=INCLUDE_VARIABLES_SPEC % "'no'")
+    problems = role_specs.role_problems(bad)
+    assert len(problems) == 1 and "__fixture_recommends" in problems[0] and "bool" in problems[0], problems

@@ -16,7 +16,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(HERE.parent))
-from localplay import ansible_playbook  # noqa: E402
+from localplay import ansible_playbook, failures  # noqa: E402
 
 FALCO = REPO / "roles" / "falco"
 ROLES = ["node_exporter", "falco", "falco_exporter"]
@@ -90,3 +90,18 @@ def test_each_role_includes_the_firewall_step_after_preflight_and_before_install
     assert step == 1
     assert tasks[step]["tags"] == ["%s_firewall" % role]
     assert tasks[step]["when"] == "fleetwatch_firewall_enabled | bool"
+    # Each role passes its own firewalld priority slot, and no two roles share one.
+    slots = {other: yaml.safe_load((REPO / "roles" / other / "tasks" / "main.yml").read_text())[1]["vars"]
+             ["__common_firewall_slot"] for other in ROLES}
+    assert len(set(slots.values())) == len(ROLES), slots
+
+
+def test_a_caller_that_leaves_out_an_input_of_the_firewall_step_is_refused_with_its_name(tmp_path):
+    include = {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "firewall"}}
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": {"fleetwatch_firewall_enabled": False},
+             "tasks": [dict(include, vars={"__common_firewall_ports": [{"port": 9100}]})]}]
+    rc, failed = failures(tmp_path, play, {})
+    assert rc != 0 and len(failed) == 1 and "__common_firewall_slot" in failed[0]["msg"], failed
+    play[0]["tasks"] = [dict(include, vars={"__common_firewall_ports": [{"port": 9100}], "__common_firewall_slot": 1})]
+    rc, failed = failures(tmp_path, play, {})
+    assert rc == 0 and failed == [], failed
