@@ -26,6 +26,7 @@ import calendar
 import datetime
 import io
 import json
+import operator
 import os
 import re
 import stat
@@ -217,6 +218,18 @@ def _decode_for_display(raw, limit):
 
 def _host_set(hosts):
     return set((hosts,)) if isinstance(hosts, str) else set(hosts)
+
+
+# The keys every alert has, fetched in one call by the hot loop; it raises KeyError when one is missing.
+_ALERT_KEYS = operator.itemgetter("rule", "priority", "time", "output_fields", "output")
+
+
+def _values_getter(fields):
+    """A function returning the tuple of an alert's values of ``fields`` (KeyError when one is missing)."""
+    if len(fields) >= 2:
+        return operator.itemgetter(*fields)
+    # itemgetter of one field returns the value itself, not a tuple of one; the cache keys must be tuples.
+    return lambda output_fields: tuple(output_fields[field] for field in fields)
 
 
 # Fingerprint entry slots: a list, not an object, because attribute access costs time in the hot loop.
@@ -415,63 +428,85 @@ class FalcoTriage:
         filtered_out = 0
         str_type = str
         dict_type = dict
+        alert_keys = _ALERT_KEYS
+        # Every fingerprint field in one C-level call; it raises KeyError when the alert lacks one of them.
+        fingerprint_values = _values_getter(fields)
 
         self.lines_read += len(lines)
         for line in lines:
-            # Cheap byte checks first: only lines that look like a JSON object reach the parser.
-            if line[:1] != b"{":
-                stripped = line.lstrip()
-                if stripped[:1] == b"{":
-                    line = stripped
-                else:
-                    # journalctl/syslog prefix such as "May 01 19:29:32 host falco[1]: {...}"
-                    brace = line.find(b": {")
-                    if brace < 0:
-                        skipped["not_json"] += 1
-                        if "not_json" not in self.skipped_examples:
-                            self._skip_example("not_json", line)
-                        continue
-                    line = line[brace + 2:]
+            # The common case with as few steps as possible: a line that parses as a Falco alert with every key in
+            # its usual form (string rule, priority and time in Falco's own form, output_fields an object). Any
+            # other line (banner, syslog prefix, broken JSON, an alert of another shape) takes the careful path
+            # below, which reads it again from the start: the same result, only slower.
             try:
                 event = loads(line)
-            except ValueError:
+                rule, priority, moment, output_fields, _output = alert_keys(event)
+            except (ValueError, KeyError, TypeError):
+                event = None
+            if (event is not None and rule.__class__ is str_type and priority.__class__ is str_type
+                    and moment.__class__ is str_type and len(moment) == 30 and moment[19::10] == ".Z"
+                    and output_fields.__class__ is dict_type):
+                if filtering and self._filtered_out(moment, priority, rule):
+                    filtered_out += 1
+                    continue
                 try:
-                    line.decode("utf-8")
-                    reason = "truncated_json"
-                except UnicodeDecodeError:
-                    reason = "invalid_utf8"
-                self._skip(reason, line)
-                continue
-            if event.__class__ is not dict_type:
-                self._skip("not_an_alert", line)
-                continue
-            rule = event.get("rule")
-            priority = event.get("priority")
-            if rule.__class__ is not str_type or priority.__class__ is not str_type or "output" not in event:
-                self._skip("not_an_alert", line)
-                continue
+                    values = fingerprint_values(output_fields)
+                except KeyError:  # a field this rule does not print
+                    values = tuple(map(output_fields.get, fields))
+            else:
+                # Cheap byte checks first: only lines that look like a JSON object reach the parser.
+                if line[:1] != b"{":
+                    stripped = line.lstrip()
+                    if stripped[:1] == b"{":
+                        line = stripped
+                    else:
+                        # journalctl/syslog prefix such as "May 01 19:29:32 host falco[1]: {...}"
+                        brace = line.find(b": {")
+                        if brace < 0:
+                            skipped["not_json"] += 1
+                            if "not_json" not in self.skipped_examples:
+                                self._skip_example("not_json", line)
+                            continue
+                        line = line[brace + 2:]
+                try:
+                    event = loads(line)
+                except ValueError:
+                    try:
+                        line.decode("utf-8")
+                        reason = "truncated_json"
+                    except UnicodeDecodeError:
+                        reason = "invalid_utf8"
+                    self._skip(reason, line)
+                    continue
+                if event.__class__ is not dict_type:
+                    self._skip("not_an_alert", line)
+                    continue
+                rule = event.get("rule")
+                priority = event.get("priority")
+                if rule.__class__ is not str_type or priority.__class__ is not str_type or "output" not in event:
+                    self._skip("not_an_alert", line)
+                    continue
 
-            moment = event.get("time")
-            if moment is not None and (
-                moment.__class__ is not str_type or len(moment) != 30 or moment[19] != "." or moment[29] != "Z"
-            ):
-                moment = canonical_time(moment)
-            if filtering and self._filtered_out(moment, priority, rule):
-                filtered_out += 1
-                continue
+                moment = event.get("time")
+                if moment is not None and (
+                    moment.__class__ is not str_type or len(moment) != 30 or moment[19] != "." or moment[29] != "Z"
+                ):
+                    moment = canonical_time(moment)
+                if filtering and self._filtered_out(moment, priority, rule):
+                    filtered_out += 1
+                    continue
+                output_fields = event.get("output_fields")
+                if output_fields.__class__ is dict_type:
+                    values = tuple(map(output_fields.get, fields))
+                else:
+                    output_fields = values = None
 
             host = event.get("hostname")
             if host.__class__ is not str_type or not host:
                 host = str(host) if host else default_host
             group = (host, rule, priority)
             raw_groups[group] = raw_groups_get(group, 0) + 1
-
-            output_fields = event.get("output_fields")
-            if output_fields.__class__ is dict_type:
-                key = (rule, priority, tuple(map(output_fields.get, fields)))
-            else:
-                output_fields = None
-                key = (rule, priority, None)
+            key = (rule, priority, values)
             try:
                 entry = entries_get(key)
             except TypeError:  # a list or object among the values: not usable as a key
@@ -535,9 +570,14 @@ class FalcoTriage:
     def _fold_groups(self):
         """Move the hot loop's raw counts into rule_counts under canonical priority names."""
         rule_counts = self.rule_counts
+        rule_counts_get = rule_counts.get
+        priority_info = self._priority_info
+        # Once per batch, but for every host, rule and priority in it: a method call each cost about as much as
+        # the rest of the fold.
         for (host, rule, priority), count in self._raw_groups.items():
-            group = (host, rule, self._priority(priority)[1])
-            rule_counts[group] = rule_counts.get(group, 0) + count
+            info = priority_info.get(priority) or self._priority(priority)
+            group = (host, rule, info[1])
+            rule_counts[group] = rule_counts_get(group, 0) + count
         self._raw_groups.clear()
         if len(rule_counts) > self.max_rule_groups:
             self._prune_rule_counts()

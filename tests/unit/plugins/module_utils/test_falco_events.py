@@ -305,6 +305,91 @@ def test_stdlib_json_parser_gives_the_same_summary(monkeypatch):
     assert with_stdlib == with_default
 
 
+# --- the hot loop's two paths: an alert in Falco's usual form, and every other line ----------------------------
+# An alert in Falco's usual form (string rule, priority and canonical time, output_fields an object) is read in a
+# few C-level steps; every other line goes through the careful path. Both must count an alert the same way.
+
+
+def fingerprint_rows(lines, **options):
+    summary = FalcoTriage(**options).feed_lines(lines).summary(top=None)
+    return [(row["id"], row["count"], row["fields"], row["hosts"], row["sample_output"])
+            for row in summary["fingerprints"]["top"]], summary
+
+
+def test_an_alert_counts_the_same_on_the_usual_and_the_careful_path():
+    usual = line(shadow_read("2026-11-27T00:00:00.000000000Z"))
+    prefixed = b"Nov 27 00:00:01 web-01 falco[1]: " + line(shadow_read("2026-11-27T00:00:01.000000000Z"))
+    # A time without nanoseconds is not in Falco's form: the careful path converts it.
+    short_time = line(shadow_read("2026-11-27T00:00:02Z"))
+    rows, summary = fingerprint_rows([usual, prefixed, short_time])
+    assert len(rows) == 1
+    assert rows[0][1] == 3 and rows[0][3] == ["web-01"]
+    assert (summary["first_seen"], summary["last_seen"]) == (
+        "2026-11-27T00:00:00.000000000Z", "2026-11-27T00:00:02.000000000Z")
+    # Whichever path meets the fingerprint first, its sample and counts are the same.
+    assert fingerprint_rows([prefixed, usual, short_time])[0] == rows
+
+
+def test_escaped_quotes_and_unicode_in_values_reach_the_fingerprint_decoded():
+    fields = {"proc.cmdline": 'sh -c "echo \\"hi\\" > /tmp/caf\u00e9"', "fd.name": "/tmp/caf\u00e9\u2028x"}
+    event = shadow_read("2026-11-27T00:00:00.000000000Z", **fields)
+    compact = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    escaped = json.dumps(event).encode("ascii")  # \u00e9 escapes, spaces after separators
+    rows, summary = fingerprint_rows([compact, escaped])
+    assert summary["alerts"] == 2
+    assert len(rows) == 1 and rows[0][1] == 2
+    assert rows[0][2]["proc.cmdline"] == fields["proc.cmdline"]
+    assert rows[0][2]["fd.name"] == fields["fd.name"]
+
+
+def test_nested_output_fields_are_counted_without_the_nested_values():
+    nested = shadow_read("2026-11-27T00:00:00.000000000Z", **{"proc.cmdline": {"argv": ["cat", "/etc/shadow"]},
+                                                              "fd.name": ["/etc/shadow"]})
+    rows, summary = fingerprint_rows([line(nested), line(nested), line(shadow_read("2026-11-27T00:00:01.000000000Z"))])
+    assert summary["alerts"] == 3
+    counts = sorted((count, sorted(fields)) for _id, count, fields, _hosts, _sample in rows)
+    assert counts == [
+        (1, ["fd.name", "proc.cmdline", "proc.exepath", "proc.name", "proc.pname", "user.name"]),
+        (2, ["proc.exepath", "proc.name", "proc.pname", "user.name"]),
+    ]
+
+
+def test_malformed_lines_between_alerts_keep_their_reasons_and_first_examples():
+    good = line(shadow_read("2026-11-27T00:00:00.000000000Z"))
+    lines = [
+        good,
+        good[:-30],  # truncated_json
+        b"[1, 2]",  # JSON, but not an object: not_json, as before the object check
+        b'"just a string"',  # not_json
+        good.replace(b"/etc/shadow", b"/etc/\xff"),  # invalid_utf8
+        good.replace(b'"output"', b'"outpt"'),  # not_an_alert: no output
+        good.replace(b'"Warning"', b"3"),  # not_an_alert: priority not a string
+        good.replace(b'{"hostname"', b'{"x": [}, "hostname"'),  # truncated_json: broken inside, whole at the ends
+        good,
+    ]
+    summary = FalcoTriage().feed_lines(lines).summary()
+    assert summary["alerts"] == 2
+    assert summary["skipped_lines"] == {
+        "not_json": 2, "truncated_json": 2, "invalid_utf8": 1, "oversized": 0, "not_an_alert": 2
+    }
+    assert summary["skipped_examples"]["not_json"] == "[1, 2]"
+    assert summary["skipped_examples"]["truncated_json"] == good[:-30].decode("ascii")[:160]
+    assert_lines_add_up(summary)
+
+
+def test_recorded_044_alerts_count_the_same_on_both_paths():
+    lines = recorded_lines("falco-0.44.1_alerts.jsonl") + recorded_lines("falco-0.44.1_tutorial-events.jsonl")
+    usual, usual_summary = fingerprint_rows(lines)
+    careful, careful_summary = fingerprint_rows([b"Nov 27 12:48:19 vm falco[1]: " + text for text in lines])
+    assert usual == careful
+    for summary in (usual_summary, careful_summary):
+        summary.pop("skipped_examples")
+    assert usual_summary == careful_summary
+    # The alerts print different fields: "Launch Excessively Capable Container" has no fd.name.
+    capable = [fields for _id, _count, fields, _hosts, sample in usual if "capable" in sample]
+    assert capable and "fd.name" not in capable[0]
+
+
 # --- files: snapshot at open, appends, parallel ranges -------------------------------------------------------
 
 
