@@ -242,11 +242,11 @@ def _differs(module, spec):
     return _read(spec["path"]) != to_bytes(spec["content"], errors="surrogate_or_strict")
 
 
-def _files(module, new_directories, diffs):
+def _files(module, diffs):
     files = module.params["files"]
     for spec in files:
-        directory = os.path.dirname(spec["path"])
-        if not os.path.isdir(directory) and not (module.check_mode and directory in new_directories):
+        # In check mode a missing directory is no error: this call's directories, or an earlier task, create it.
+        if not os.path.isdir(os.path.dirname(spec["path"])) and not module.check_mode:
             module.fail_json(msg="the directory of %s does not exist" % spec["path"], path=spec["path"])
     # First every changed file is written next to its destination and checked; only when all pass do they replace
     # the old ones, so a refused file leaves the host as it was.
@@ -318,7 +318,7 @@ def main():
     )
     diffs = []
     directories = _directories(module, diffs)
-    written, attributes_changed = _files(module, directories, diffs)
+    written, attributes_changed = _files(module, diffs)
     removed = _absent(module, diffs)
     # The arguments are echoed back without the contents: on a large fleet they are megabytes of scrape targets.
     invocation = {"module_args": dict(module.params, files=[
