@@ -16,7 +16,7 @@ description:
     one label for the series whose value is higher in the later answer. A series missing from the earlier answer
     counts from zero (Falco's rule counters appear only after a rule's first match).
   - A series lower than before, but above zero, is a counter that restarted in between and counted again, and is
-    returned too: Falco restarts with every configuration change, and its counters with it (Prometheus's rate
+    returned too, since Falco restarts with every configuration change, and its counters with it (Prometheus's rate
     functions read a decrease the same way).
 options:
   _input:
