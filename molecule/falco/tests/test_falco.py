@@ -194,6 +194,10 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
         assert dry_runs[0]["loaded"] == dry_run_loads(["grpc", "metrics", "outputs", "rules"])
 
 
+# The task that puts the validated files live (and removes ours no longer declared).
+LIVE_TASK = "Put the validated configuration and rules files in place, and remove ours no longer declared"
+
+
 def task_output(output, task):
     """The lines a run printed for one task of the falco role, up to the next task."""
     start = output.index("TASK [fleetwatch.falco_stack.falco : %s]" % task)
@@ -207,8 +211,8 @@ def test_check_mode_on_converged_hosts_reports_no_change():
     assert set(recap) == set(HOSTS)
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
     # The inspection found nothing to write: the tasks that write the rendered files made no module call.
-    for task in ("Stage the configuration and our rules files that differ",
-                 "Put the validated configuration and rules files in place"):
+    for task in ("Stage the configuration, our rules files and the controller's rulesets that differ",
+                 LIVE_TASK):
         block = task_output(output, task)
         assert all("skipping: [%s]" % name in block for name in HOSTS), block
 
@@ -219,7 +223,7 @@ def test_check_mode_shows_the_change_to_the_live_files_and_writes_nothing():
     changed_rules = json.dumps({"falco_local_rules": [{"list": "fleetwatch_lab_tools", "items": ["lab-probe", "lab-check"]}]})
     rc, output, recap = run_playbook("converge.yml", "--check", "--diff", "-e", changed_rules)
     assert rc == 0, output
-    block = task_output(output, "Put the validated configuration and rules files in place")
+    block = task_output(output, LIVE_TASK)
     assert block.count("+++ after: /etc/falco/rules.d/fleetwatch-500-local.yaml") == len(HOSTS), block
     assert "+  - lab-check" in block, block
     for name in HOSTS:
@@ -348,7 +352,7 @@ def test_the_current_host_upgrades_to_0_44_1(moved):
     # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled came), so both the
     # restart and the reload handler were notified.
     assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in task_output(
-        moved["output"], "Put the validated configuration and rules files in place"), moved["output"]
+        moved["output"], LIVE_TASK), moved["output"]
     assert_started_once_and_never_signalled(name, before["calls"])
     # The package scripts ran once more and got the driver choice again.
     assert postinst_runs(name)[before["postinst"]:] == ["driver choice: modern_ebpf falcoctl: no"]
@@ -404,7 +408,7 @@ def test_the_scenario_version_downgrades_it_back():
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["grpc", "metrics", "outputs", "rules"])]
     # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went) and the gRPC one
     # came back, so both the restart and the reload handler were notified.
-    block = task_output(output, "Put the validated configuration and rules files in place")
+    block = task_output(output, LIVE_TASK)
     assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in block, output
     assert "+++ after: /etc/falco/config.d/fleetwatch-grpc.yaml" in block, output
     assert_started_once_and_never_signalled(name, logged)
