@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The execution environment without a registry: build it, run site.yml from inside it, compare with the controller.
 # Usage: scripts/ee.sh build | run | check | all
-#   build: the Debian base (lab/build-images.sh ee-base), the collection tarballs (this one, and its dependencies
-#          packed from the venv's `ansible` package by scripts/ee_collections.py), then ansible-builder build of
-#          execution-environment-airgapped.yml with podman; prints the time it took and the image size.
+#   build: the Debian base (lab/build-images.sh --release 12 base ee-base), the collection tarballs (this one, and its
+#          dependencies packed from the venv's `ansible` package by scripts/ee_collections.py), then ansible-builder
+#          build of execution-environment-airgapped.yml with podman; prints the time it took and the image size.
 #   run:   site.yml from inside the image, by ansible-runner, against the lab of $FLEETWATCH_LAB_INVENTORY (default
 #          inventories/lab-ee/hosts.yml, which must be up) over SSH; prints the recap (log and artifacts kept).
 #   check: with the image built: the lab up (site.yml from the controller), site.yml again from the controller, then
@@ -31,7 +31,7 @@ build() {
   activate_venv
   local start=$SECONDS step
   step=$SECONDS
-  bash lab/build-images.sh base ee-base
+  bash lab/build-images.sh --release 12 base ee-base
   say "ee: base image ready in $(elapsed $((SECONDS - step)))"
   # ee-build/ is where both EE definitions read the collections from (additional_build_files, galaxy requirements);
   # ee-wheels/ the Python wheels the air-gapped build installs from, with no package index.

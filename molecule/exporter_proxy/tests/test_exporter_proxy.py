@@ -3,63 +3,71 @@
 import sys
 from pathlib import Path
 
+import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from labtest import http_get, run_playbook  # noqa: E402
 
-HOST = testinfra.get_host("podman://xp-agent")
+# The same proxy on Debian 12 (xp-agent) and Debian 13 (xp-agent-13).
+NAMES = ["xp-agent", "xp-agent-13"]
+HOSTS = {name: testinfra.get_host("podman://" + name) for name in NAMES}
 CA = "/root/fixture-fleet-ca.crt"
 PASSWORD = "lab-only-exporter-proxy-secret-9Tz"
 URL = "https://localhost:9376/metrics"
 
 
-def get(url, user=None, password=None, cafile=None):
+@pytest.fixture(params=NAMES)
+def name(request):
+    return request.param
+
+
+def get(name, url, user=None, password=None, cafile=None):
     """A request made inside the lab host (labtest.Reply: status, body, error)."""
-    return http_get(HOST, url, user=user, password=password, cafile=cafile, timeout=5)
+    return http_get(HOSTS[name], url, user=user, password=password, cafile=cafile, timeout=5)
 
 
-def listening_ports():
-    return {line.split()[3].rsplit(":", 1)[-1] for line in HOST.check_output("ss -Hltn").splitlines()}
+def listening_ports(name):
+    return {line.split()[3].rsplit(":", 1)[-1] for line in HOSTS[name].check_output("ss -Hltn").splitlines()}
 
 
-def test_https_with_the_fleet_credential_returns_the_upstream_metrics():
-    reply = get(URL, "prometheus", PASSWORD, CA)
+def test_https_with_the_fleet_credential_returns_the_upstream_metrics(name):
+    reply = get(name, URL, "prometheus", PASSWORD, CA)
     assert (reply.error, reply.status) == (None, 200), reply
-    assert 'falco_events{hostname="xp-agent"' in reply.body
+    assert 'falco_events{hostname="xp-agent"' in reply.body  # the fixture's recorded series, on both hosts
     assert 'rule="Fixture Write below etc"' in reply.body
 
 
-def test_missing_or_wrong_credentials_are_refused():
-    assert get(URL, cafile=CA).status == 401
-    assert get(URL, "prometheus", "wrong-" + PASSWORD, CA).status == 401
-    assert get(URL, "someone", PASSWORD, CA).status == 401
+def test_missing_or_wrong_credentials_are_refused(name):
+    assert get(name, URL, cafile=CA).status == 401
+    assert get(name, URL, "prometheus", "wrong-" + PASSWORD, CA).status == 401
+    assert get(name, URL, "someone", PASSWORD, CA).status == 401
 
 
-def test_plain_http_on_the_public_port_gets_no_metrics():
-    reply = get("http://localhost:9376/metrics", "prometheus", PASSWORD)
+def test_plain_http_on_the_public_port_gets_no_metrics(name):
+    reply = get(name, "http://localhost:9376/metrics", "prometheus", PASSWORD)
     assert reply.status != 200, reply
     assert "falco_events" not in reply.body
 
 
-def test_a_client_without_the_ca_fails_verification():
-    reply = get(URL, "prometheus", PASSWORD)  # the host's own trust store, which lacks the fleet CA
+def test_a_client_without_the_ca_fails_verification(name):
+    reply = get(name, URL, "prometheus", PASSWORD)  # the host's own trust store, which lacks the fleet CA
     assert (reply.error, reply.status) == ("certificate", None), reply
     assert "falco_events" not in reply.body
 
 
-def test_listeners_port_80_gone_upstream_on_loopback_only():
-    ports = listening_ports()
+def test_listeners_port_80_gone_upstream_on_loopback_only(name):
+    ports = listening_ports(name)
     assert "80" not in ports
     assert "9376" in ports
-    upstream = [line.split()[3] for line in HOST.check_output("ss -Hltn").splitlines() if line.split()[3].endswith(":19377")]
+    upstream = [line.split()[3] for line in HOSTS[name].check_output("ss -Hltn").splitlines() if line.split()[3].endswith(":19377")]
     assert upstream == ["127.0.0.1:19377"]
 
 
-def test_key_and_config_permissions():
-    key = HOST.file("/etc/caddy/fleetwatch-falco-exporter/tls.key")
+def test_key_and_config_permissions(name):
+    key = HOSTS[name].file("/etc/caddy/fleetwatch-falco-exporter/tls.key")
     assert (key.user, key.group, key.mode) == ("root", "caddy", 0o640)
-    caddyfile = HOST.file("/etc/caddy/Caddyfile")
+    caddyfile = HOSTS[name].file("/etc/caddy/Caddyfile")
     assert caddyfile.contains("Managed by fleetwatch.falco_stack")
     assert not caddyfile.contains(PASSWORD)
     assert caddyfile.group == "caddy" and caddyfile.mode == 0o640
@@ -68,13 +76,13 @@ def test_key_and_config_permissions():
 def test_check_mode_on_the_converged_host_changes_nothing():
     rc, output, recap = run_playbook("converge.yml", "--check")
     assert rc == 0, output[-3000:]
-    assert recap["xp-agent"]["changed"] == 0, output[-3000:]
+    assert [recap[name]["changed"] for name in NAMES] == [0, 0], output[-3000:]
 
 
 def test_verbose_run_does_not_log_the_password():
     rc, output, recap = run_playbook("converge.yml", "-vvv")
     assert rc == 0, output[-3000:]
-    assert recap["xp-agent"]["changed"] == 0
+    assert [recap[name]["changed"] for name in NAMES] == [0, 0]
     assert PASSWORD not in output
 
 
@@ -82,10 +90,11 @@ def test_zz_turning_the_proxy_off_frees_the_port():
     # Last in the file (pytest runs in file order): removes what the converge set up.
     rc, output, recap = run_playbook("proxy_off.yml")
     assert rc == 0, output[-3000:]
-    assert recap["xp-agent"]["changed"] >= 1
-    assert "9376" not in listening_ports()
-    assert not HOST.file("/etc/caddy/Caddyfile").exists
-    assert not HOST.file("/etc/caddy/fleetwatch-falco-exporter").exists
-    assert not HOST.service("caddy").is_running
-    # The fixture upstream is untouched.
-    assert get("http://127.0.0.1:19377/metrics").body.count("falco_events{") == 2
+    for name, host in HOSTS.items():
+        assert recap[name]["changed"] >= 1
+        assert "9376" not in listening_ports(name)
+        assert not host.file("/etc/caddy/Caddyfile").exists
+        assert not host.file("/etc/caddy/fleetwatch-falco-exporter").exists
+        assert not host.service("caddy").is_running
+        # The fixture upstream is untouched.
+        assert get(name, "http://127.0.0.1:19377/metrics").body.count("falco_events{") == 2
