@@ -65,7 +65,7 @@ build() {
 # The recap of a run's output as "HOST ok=N changed=N unreachable=N failed=N skipped=N rescued=N ignored=N" lines.
 recap() {
   sed 's/\x1b\[[0-9;]*m//g' "$1" |
-    awk '/PLAY RECAP/ { on = 1; next } on && / : ok=/ { sub(/ +: +/, " "); gsub(/ +/, " "); sub(/ $/, ""); print }' | sort
+    awk '/PLAY RECAP/ { on = 1; next } on && / : ok=/ { sub(/ +: +/, " "); gsub(/ +/, " "); sub(/[ \t\r]+$/, ""); print }' | sort
 }
 
 # The lab's SSH directory on this machine: the inventory's own lab_ssh_dir (inventories/lab/group_vars/all.yml).
