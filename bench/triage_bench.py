@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import random
@@ -190,6 +191,30 @@ def load_templates():
     }], "built-in 0.44 shape (../shared/upstream/recorded not found)"
 
 
+@contextlib.contextmanager
+def journal_dumps(path, small_path, small_events, broken_line):
+    """Both dumps of one shape: the big one, and its first small_events alerts as the small one. Around the alerts
+    they hold what a journal keeps: Falco's start banners, and at every restart (each 20,000 alerts) the banners
+    again and a line the crash cut (broken_line). Yields write(line, index), which writes the alert of that index
+    with the restart's lines before it where one falls."""
+    with open(path, "w", encoding="utf-8") as big, open(small_path, "w", encoding="utf-8") as small:
+        def put(line, index):
+            big.write(line)
+            if index < small_events:
+                small.write(line)
+
+        def write(line, index):
+            if index % 20000 == 0 and index:
+                for banner in BANNERS[:4]:
+                    put(banner + "\n", index)
+                put(broken_line, index)
+            put(line, index)
+
+        for banner in BANNERS:
+            put(banner + "\n", 0)
+        yield write
+
+
 def generate(path, small_path, events, small_events, seed=5):
     """Write the dump; return the expected per-rule counts of both files."""
     rng = random.Random(seed)
@@ -200,20 +225,9 @@ def generate(path, small_path, events, small_events, seed=5):
     expected = collections.Counter()
     expected_small = collections.Counter()
     dumps = json.dumps
-    with open(path, "w", encoding="utf-8") as big, open(small_path, "w", encoding="utf-8") as small:
-        def write(line, index):
-            big.write(line)
-            if index < small_events:
-                small.write(line)
-
-        for banner in BANNERS:
-            write(banner + "\n", 0)
+    broken = '{"output":"12:00:00.000000000: Warning truncated by a crash\n'
+    with journal_dumps(path, small_path, small_events, broken) as write:
         for index in range(events):
-            if index % 20000 == 0 and index:
-                # A restart: banners again, and the odd broken line journald keeps.
-                for banner in BANNERS[:4]:
-                    write(banner + "\n", index)
-                write('{"output":"12:00:00.000000000: Warning truncated by a crash\n', index)
             if index % 100000 == 0:
                 # Drawn in chunks, so that the generator's own memory does not grow with N.
                 rule_choices = rng.choices(range(len(RULES)), weights=RULE_WEIGHTS, k=100000)
@@ -316,19 +330,9 @@ def generate_recorded(path, small_path, events, small_events, alerts, seed=7):
     step_ns = 7 * 86400 * 10**9 // max(events, 1)
     expected = collections.Counter()
     expected_small = collections.Counter()
-    with open(path, "w", encoding="utf-8") as big, open(small_path, "w", encoding="utf-8") as small:
-        def write(line, index):
-            big.write(line)
-            if index < small_events:
-                small.write(line)
-
-        for banner in BANNERS:
-            write(banner + "\n", 0)
+    broken = '{"hostname":"web-01","output":"12:00:00.000000000: Warning truncated by a crash\n'
+    with journal_dumps(path, small_path, small_events, broken) as write:
         for index in range(events):
-            if index % 20000 == 0 and index:
-                for banner in BANNERS[:4]:
-                    write(banner + "\n", index)
-                write('{"hostname":"web-01","output":"12:00:00.000000000: Warning truncated by a crash\n', index)
             if index % 100000 == 0:
                 choices = rng.choices(range(len(alerts)), weights=weights, k=100000)
             recorded = alerts[choices[index % 100000]]
