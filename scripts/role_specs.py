@@ -114,10 +114,12 @@ def role_problems(role_dir):
         role, name) for name in defaults if name not in main]
     for entry, spec in entry_points.items():
         for name, option in ((spec or {}).get("options") or {}).items():
-            # An include variable's own default stands in for the defaults/main.yml value it cannot have.
-            known = {name: (option or {}).get("default")} if name.startswith("__") else defaults
-            if name.startswith("__") and "default" not in (option or {}):
-                continue
+            known = defaults
+            if name.startswith("__"):
+                # An include variable's own default stands in for the defaults/main.yml value it cannot have.
+                if "default" not in (option or {}):
+                    continue
+                known = {name: option["default"]}
             problems.extend(option_problems("%s (entry point %s)" % (role, entry), name, option, known))
     return problems
 
