@@ -1,8 +1,9 @@
 """Write each role's variable reference from its meta/argument_specs.yml.
 
 Each variable table is generated once: roles/ROLE/README.md holds the role's table; the block between the VARIABLES
-markers in docs/ROLE.md links to it; the variables several roles declare alike (the host firewall's
-fleetwatch_firewall_*) have their one table in docs/security.md, and the role READMEs link there.
+markers in docs/ROLE.md links to it; the variables several roles read (the host firewall's fleetwatch_firewall_*,
+declared once by _common's firewall entry point) have their one table in docs/security.md, and the READMEs of the
+roles that include that entry point link there.
 The specs' markup (C(), O(), V(), L(), U(), M(), P(), I(), B(), ...) is parsed by antsibull-docs-parser, the parser
 ansible-doc and the Ansible documentation use, and written as Markdown; malformed markup stops the run, naming the
 role and the option.
@@ -23,12 +24,14 @@ from antsibull_docs_parser.parser import Context, parse
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTION = "fleetwatch.falco_stack"
 BEGIN, END = "<!-- BEGIN VARIABLES (generated from meta/argument_specs.yml) -->", "<!-- END VARIABLES -->"
-# Variables several roles declare alike: one table of them, in the document that explains them.
+# Variables several roles read, declared once by an entry point of _common: one table of them, in the document that
+# explains them.
 SHARED = {
     "prefix": "fleetwatch_firewall_",
+    "entry_point": "firewall",
     "doc": "docs/security.md",
     "anchor": "host-firewall-opt-in",
-    "begin": "<!-- BEGIN FIREWALL VARIABLES (generated from the agent roles' meta/argument_specs.yml) -->",
+    "begin": "<!-- BEGIN FIREWALL VARIABLES (generated from roles/_common/meta/argument_specs.yml) -->",
     "end": "<!-- END FIREWALL VARIABLES -->",
 }
 
@@ -136,12 +139,17 @@ def variables_table(role, options):
     return "\n".join(rows) + "\n"
 
 
-def own_options(spec):
-    return {name: option for name, option in spec["options"].items() if not name.startswith(SHARED["prefix"])}
+def shared_options():
+    spec = yaml.safe_load((ROOT / "roles" / "_common" / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = spec[SHARED["entry_point"]]["options"]
+    return {name: option for name, option in options.items() if name.startswith(SHARED["prefix"])}
 
 
-def shared_options(spec):
-    return {name: option for name, option in spec["options"].items() if name.startswith(SHARED["prefix"])}
+def includes_shared_entry_point(role):
+    """Whether the role's tasks/main.yml includes _common's entry point that reads the shared variables."""
+    tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / "main.yml").read_text()) or []
+    return any((task.get("ansible.builtin.include_role") or {}).get("tasks_from") == SHARED["entry_point"]
+               for task in tasks)
 
 
 def role_readme(role, spec):
@@ -152,10 +160,10 @@ def role_readme(role, spec):
         "This file is generated from `meta/argument_specs.yml` by `scripts/role_docs.py`; the collection's",
         "[docs/%s.md](../../docs/%s.md) has the how-to." % (role, role), "",
         "## Variables", "",
-        variables_table(role, own_options(spec)),
+        variables_table(role, spec["options"]),
     ]
-    shared = shared_options(spec)
-    if shared:
+    if includes_shared_entry_point(role):
+        shared = shared_options()
         lines += ["The role also reads the host firewall's variables, shared by the agent roles: %s "
                   "([%s](../../%s#%s) has their table)." % (
                       ", ".join("`%s`" % name for name in shared), SHARED["doc"], SHARED["doc"], SHARED["anchor"]), ""]
@@ -177,7 +185,7 @@ def with_block(text, block, begin=BEGIN, end=END, heading="## Variables"):
 
 def wanted_files():
     """{path: content} of every generated file and block."""
-    wanted, shared = {}, {}
+    wanted = {}
     for spec_file in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
         role = spec_file.parent.parent.name
         if role.startswith("_"):
@@ -186,17 +194,9 @@ def wanted_files():
         doc = ROOT / "docs" / ("%s.md" % role)
         wanted[spec_file.parent.parent / "README.md"] = role_readme(role, spec)
         wanted[doc] = with_block(doc.read_text() if doc.exists() else "# %s\n" % role, doc_link(role))
-        if shared_options(spec):
-            shared[role] = shared_options(spec)
-    if shared:
-        first = min(shared)
-        differing = sorted(role for role in shared if shared[role] != shared[first])
-        if differing:
-            raise SystemExit("the %s* options differ between roles %s and %s: declare them alike" % (
-                SHARED["prefix"], first, ", ".join(differing)))
-        doc = ROOT / SHARED["doc"]
-        wanted[doc] = with_block(doc.read_text(), variables_table(first, shared[first]), SHARED["begin"], SHARED["end"],
-                                 "## Host firewall variables")
+    doc = ROOT / SHARED["doc"]
+    wanted[doc] = with_block(doc.read_text(), variables_table("_common", shared_options()), SHARED["begin"],
+                             SHARED["end"], "## Host firewall variables")
     return wanted
 
 

@@ -14,6 +14,8 @@ For each role under roles/ and each entry point of its argument specs:
 Options named with two leading underscores are the include variables of an internal role's task files (`_common`):
 the caller passes them, they have no defaults/main.yml value by design, and only their own literal `default:` is
 checked against their type and choices.
+An internal role's defaults/main.yml values (the host firewall's fleetwatch_firewall_*, read by _common's firewall
+task file) are options of the entry point that reads them instead of main, which only refuses direct use.
 
 The lint stage runs it (`python scripts/role_specs.py`); it prints each problem with the role, the variable and what
 to change, and exits 1 when there is any.
@@ -109,9 +111,13 @@ def role_problems(role_dir):
         return ["%s: no meta/argument_specs.yml: declare every variable of defaults/main.yml there" % role]
     defaults = load(role_dir / "defaults" / "main.yml")
     entry_points = (load(spec_file).get("argument_specs") or {})
-    main = (entry_points.get("main") or {}).get("options") or {}
-    problems = ["%s: %s is in defaults/main.yml but not in meta/argument_specs.yml (main): declare it there" % (
-        role, name) for name in defaults if name not in main]
+    # An internal role (_common) is only used through its other entry points, the task files callers include: one
+    # of those declares each of its defaults. Any other role's defaults are options of its main entry point.
+    internal = role_dir.name.startswith("_")
+    declaring = entry_points.values() if internal else [entry_points.get("main")]
+    declared = {name for spec in declaring for name in ((spec or {}).get("options") or {})}
+    problems = ["%s: %s is in defaults/main.yml but not in meta/argument_specs.yml (%s): declare it there" % (
+        role, name, "an entry point" if internal else "main") for name in defaults if name not in declared]
     for entry, spec in entry_points.items():
         for name, option in ((spec or {}).get("options") or {}).items():
             known = defaults

@@ -137,3 +137,29 @@ def test_include_variables_need_no_defaults_but_their_own_default_is_checked(tmp
     bad = write_role(tmp_path / "bad", defaults="", spec=INCLUDE_VARIABLES_SPEC % "'no'")
     problems = role_specs.role_problems(bad)
     assert len(problems) == 1 and "__fixture_recommends" in problems[0] and "bool" in problems[0], problems
+
+
+INTERNAL_SPEC = """\
+argument_specs:
+  main:
+    short_description: Refuses direct use
+    options: {}
+  firewall:
+    short_description: A task file callers include
+    options:
+      fixture_shared_enabled: {type: bool, default: false, description: Read by that task file.}
+"""
+
+
+def test_an_internal_role_declares_its_defaults_in_the_entry_point_that_reads_them(tmp_path):
+    internal = write_role(tmp_path, defaults="fixture_shared_enabled: false\n", spec=INTERNAL_SPEC, name="_fixture")
+    assert role_specs.role_problems(internal) == []
+    # The same files in a role callers use directly: its defaults belong to main.
+    public = write_role(tmp_path, defaults="fixture_shared_enabled: false\n", spec=INTERNAL_SPEC, name="fixture")
+    problems = role_specs.role_problems(public)
+    assert len(problems) == 1 and "fixture_shared_enabled" in problems[0] and "(main)" in problems[0], problems
+    # Declared nowhere: reported for the internal role too.
+    bare = write_role(tmp_path / "bare", defaults="fixture_shared_enabled: false\nfixture_other: 1\n",
+                      spec=INTERNAL_SPEC, name="_fixture")
+    problems = role_specs.role_problems(bare)
+    assert len(problems) == 1 and "fixture_other" in problems[0] and "an entry point" in problems[0], problems

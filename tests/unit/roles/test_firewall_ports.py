@@ -1,8 +1,8 @@
 """The shared host firewall (fleetwatch_firewall_*): which ports each role opens, and one variable set for all.
 
 The rules themselves are applied to real ufw and firewalld in molecule/firewall; here the per-generation port list
-of the falco role is rendered from its own vars files, and the shared variables are checked to be declared alike by
-every role that includes roles/_common/tasks/firewall.yml.
+of the falco role is rendered from its own vars files, and the shared variables are checked to be declared once, by
+the firewall entry point of roles/_common that every agent role includes.
 """
 
 import json
@@ -62,22 +62,24 @@ def test_falco_opens_the_metrics_port_only_where_metrics_are_served(falco_ports,
     assert falco_ports[case] == CASES[case][1]
 
 
-def spec_options(role):
+def spec_options(role, entry_point="main"):
     specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
-    return specs["argument_specs"]["main"]["options"]
+    return specs["argument_specs"][entry_point]["options"]
 
 
-def test_every_role_declares_the_same_shared_firewall_variables():
-    shared = {role: {name: spec for name, spec in spec_options(role).items() if name.startswith("fleetwatch_firewall_")}
-              for role in ROLES}
-    assert len(shared["node_exporter"]) == 7
-    assert shared["falco"] == shared["node_exporter"] and shared["falco_exporter"] == shared["node_exporter"]
-    # Each role's defaults/main.yml follows its spec: scripts/role_specs.py (lint stage) checks that.
-    assert shared["node_exporter"]["fleetwatch_firewall_enabled"]["default"] is False
+def test_the_shared_firewall_variables_are_declared_once_by_the_firewall_step():
+    shared = {name for name in spec_options("_common", "firewall") if name.startswith("fleetwatch_firewall_")}
+    assert len(shared) == 7
+    defaults = yaml.safe_load((REPO / "roles" / "_common" / "defaults" / "main.yml").read_text())
+    assert set(defaults) == shared and defaults["fleetwatch_firewall_enabled"] is False
+    # No agent role keeps a copy of them, in its specs or its defaults.
+    for role in ROLES:
+        role_defaults = yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())
+        assert not shared & (set(spec_options(role)) | set(role_defaults)), role
     # The shared task file refuses misspellings against the same list.
-    tasks = (REPO / "roles" / "_common" / "tasks" / "firewall.yml").read_text()
+    tasks = (REPO / "roles" / "_common" / "tasks" / "firewall_rules.yml").read_text()
     known = re.search(r"__common_firewall_known_vars: \[([^\]]*)\]", tasks).group(1)
-    assert sorted(n.strip() for n in known.split(",")) == sorted(shared["node_exporter"])
+    assert sorted(n.strip() for n in known.split(",")) == sorted(shared)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -89,7 +91,8 @@ def test_each_role_includes_the_firewall_step_after_preflight_and_before_install
     assert names[0] == "ansible.builtin.import_tasks" and tasks[0]["ansible.builtin.import_tasks"] == "preflight.yml"
     assert step == 1
     assert tasks[step]["tags"] == ["%s_firewall" % role]
-    assert tasks[step]["when"] == "fleetwatch_firewall_enabled | bool"
+    # Included on every run: the step reads fleetwatch_firewall_enabled (its default lives in _common) and skips itself.
+    assert "when" not in tasks[step]
     # Each role passes its own firewalld priority slot, and no two roles share one.
     slots = {other: yaml.safe_load((REPO / "roles" / other / "tasks" / "main.yml").read_text())[1]["vars"]
              ["__common_firewall_slot"] for other in ROLES}
@@ -98,7 +101,8 @@ def test_each_role_includes_the_firewall_step_after_preflight_and_before_install
 
 def test_a_caller_that_leaves_out_an_input_of_the_firewall_step_is_refused_with_its_name(tmp_path):
     include = {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "firewall"}}
-    play = [{"hosts": "localhost", "gather_facts": False, "vars": {"fleetwatch_firewall_enabled": False},
+    # No fleetwatch_firewall_* set: the step's own defaults (off) apply.
+    play = [{"hosts": "localhost", "gather_facts": False,
              "tasks": [dict(include, vars={"__common_firewall_ports": [{"port": 9100}]})]}]
     rc, failed = failures(tmp_path, play, {})
     assert rc != 0 and len(failed) == 1 and "__common_firewall_slot" in failed[0]["msg"], failed
