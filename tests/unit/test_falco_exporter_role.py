@@ -46,8 +46,7 @@ def preflight_play(render_to=None):
     if render_to:
         tasks.append({"name": "Write what run.yml gets", "check_mode": False, "ansible.builtin.copy": {
             "dest": str(render_to), "mode": "0600", "content":
-            "{{ {'image': __falco_exporter_container_image_ref, 'command': __falco_exporter_args,"
-            " 'volumes': __falco_exporter_container_volumes} | to_json }}"}})
+            "{{ __falco_exporter_container | to_json }}"}})
     return [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
 
 
@@ -115,6 +114,9 @@ def test_legacy_falco_with_its_socket_passes_preflight_and_renders_the_tutorial_
     assert rendered["command"] == ["--listen-address=192.168.1.16:9376", "--probes-listen-address=127.0.0.1:19376",
                                    "--client-socket=unix://%s" % falco_socket, "--timeout=2m"]
     assert rendered["volumes"] == ["%s:%s" % (falco_socket.parent, falco_socket.parent)]
+    # _common's container tasks add the tutorial's host network and restart policy; the image's own user.
+    assert (rendered["engine"], rendered["name"]) == ("podman", "falco-exporter")
+    assert "user" not in rendered and "pid" not in rendered
 
 
 @pytest.mark.parametrize("version,socket_url,volume", [
@@ -131,16 +133,6 @@ def test_socket_follows_the_falco_generation(workdir, version, socket_url, volum
     rendered = json.loads(out.read_text())
     assert "--client-socket=" + socket_url in rendered["command"]
     assert rendered["volumes"] == [volume]
-
-
-def test_container_runs_like_the_tutorial():
-    tasks = {t["name"]: t for t in yaml.safe_load((ROLE / "tasks" / "run.yml").read_text())}
-    podman = tasks["Run the falco-exporter container (podman)"]["containers.podman.podman_container"]
-    docker = tasks["Run the falco-exporter container (docker)"]["community.docker.docker_container"]
-    assert (podman["network"], podman["restart_policy"]) == ("host", "always")
-    assert (docker["network_mode"], docker["restart_policy"]) == ("host", "always")
-    assert podman["command"] == docker["command"] == "{{ __falco_exporter_args }}"
-    assert podman["volume"] == docker["volumes"] == "{{ __falco_exporter_container_volumes }}"
 
 
 def test_listen_address_default_uses_the_shared_port():

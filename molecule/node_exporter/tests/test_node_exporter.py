@@ -65,7 +65,7 @@ def test_package_service_runs_with_our_flags():
 @pytest.mark.parametrize("host_name,group", [("ne-package", "prometheus"), ("ne-docker", "65534")])
 def test_secrets_are_not_world_readable_and_passwords_are_hashed(host_name, group):
     host = testinfra.get_host(f"podman://{host_name}")
-    key = host.file("/etc/node_exporter/tls.key")
+    key = host.file("/etc/node_exporter/web.key")
     assert key.mode == 0o640
     assert key.user == "root"
     assert group in (key.group, str(key.gid))

@@ -69,10 +69,10 @@ def test_a_client_without_the_collections_ca_does_not_trust_the_server(name):
 
 
 def test_the_host_certificate_names_the_inventory_host_and_is_signed_by_the_collections_ca():
-    text = MON.check_output("openssl x509 -in /etc/node_exporter/tls.crt -noout -text")
+    text = MON.check_output("openssl x509 -in /etc/node_exporter/web.crt -noout -text")
     assert "DNS:tls-mon" in text and "DNS:localhost" in text
-    assert MON.run("openssl verify -CAfile %s /etc/node_exporter/tls.crt" % CA).rc == 0
-    assert AGENT.run("openssl x509 -in /etc/node_exporter/tls.crt -noout -text").stdout.count("DNS:tls-agent") == 1
+    assert MON.run("openssl verify -CAfile %s /etc/node_exporter/web.crt" % CA).rc == 0
+    assert AGENT.run("openssl x509 -in /etc/node_exporter/web.crt -noout -text").stdout.count("DNS:tls-agent") == 1
 
 
 def test_prometheus_scrapes_every_target_over_https_with_basic_auth():
@@ -143,8 +143,8 @@ def test_private_keys_on_the_controller_are_0600_in_0700_directories():
 
 
 @pytest.mark.parametrize("host, path", [
-    (AGENT, "/etc/node_exporter/tls.key"), (AGENT, "/etc/node_exporter/web-config.yml"),
-    (MON, "/etc/node_exporter/tls.key"), (MON, "/etc/prometheus/web.key"), (MON, "/etc/prometheus/web-config.yml"),
+    (AGENT, "/etc/node_exporter/web.key"), (AGENT, "/etc/node_exporter/web-config.yml"),
+    (MON, "/etc/node_exporter/web.key"), (MON, "/etc/prometheus/web.key"), (MON, "/etc/prometheus/web-config.yml"),
     (MON, "/etc/prometheus/scrape-password"), (MON, "/etc/alertmanager/web.key"),
     (MON, "/etc/alertmanager/web-config.yml"), (MON, "/etc/alertmanager/alertmanager.yml"),
 ])

@@ -99,7 +99,7 @@ def node_exporter_vars(workdir, value):
         {"ansible.builtin.include_vars": {"file": str(role / "vars" / "main.yml")}},
         {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content":
                                   "{{ {'enabled': __node_exporter_web_config_enabled | bool,"
-                                  " 'args': __node_exporter_args, 'web': __node_exporter_web_config} | to_json }}"}},
+                                  " 'args': __node_exporter_args, 'volumes': __node_exporter_container_volumes} | to_json }}"}},
     ]}]
     rc, output, _recap = ansible_playbook(workdir, play, {}, "-e", "node_exporter_tls_enabled=" + value)
     assert rc == 0, output
@@ -110,14 +110,14 @@ def node_exporter_vars(workdir, value):
 def test_node_exporter_tls_false_from_the_command_line(workdir, value):
     rendered = node_exporter_vars(workdir, value)
     assert rendered["enabled"] is False
-    assert rendered["web"] == {}
+    assert rendered["volumes"] == ["/:/host:ro,rslave"]
     assert not [a for a in rendered["args"] if a.startswith("--web.config.file")]
 
 
 def test_node_exporter_tls_true_from_the_command_line(workdir):
     rendered = node_exporter_vars(workdir, "true")
     assert rendered["enabled"] is True
-    assert rendered["web"]["tls_server_config"]["cert_file"].endswith("/tls.crt")
+    assert "/etc/node_exporter:/etc/node_exporter:ro" in rendered["volumes"]
     assert "--web.config.file=/etc/node_exporter/web-config.yml" in rendered["args"]
 
 
