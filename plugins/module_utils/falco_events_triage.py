@@ -57,6 +57,9 @@ SAMPLE_OUTPUT_CHARS = 500
 SKIPPED_EXAMPLE_CHARS = 160
 READ_BLOCK_BYTES = 256 * 1024
 
+# A container.id shorter than this ("host", "") is not an id: no value is cleaned for containing it.
+_MIN_CONTAINER_ID = 12
+
 # Fingerprint entry slots: a list, not an object, because attribute access costs time in the hot loop.
 _FP_COUNT, _FP_FIRST, _FP_LAST, _FP_RANK, _FP_PRIORITY, _FP_SAMPLE, _FP_HOSTS, _FP_HOSTS_TRUNCATED = range(8)
 
@@ -114,8 +117,14 @@ class FalcoTriage:
     def _reset_caches(self):
         # (rule, priority, raw field values) as found in the alert -> fingerprint entry. Most alerts repeat a
         # key seen before, so cleaning values and hashing the cleaned key happen once per distinct raw key.
-        # Host-independent on purpose: a dump from hundreds of hosts must not multiply it.
+        # Host-independent on purpose: a dump from hundreds of hosts must not multiply it. Container-independent
+        # too, except where a value contains the alert's container id: cleaning drops such a value (_entry_for), so
+        # the same raw values clean differently in the container they name and anywhere else, and that id is then
+        # part of the key, (rule, priority, values, container id).
         self._entries = {}
+        # (rule, priority, raw field values) -> their string values joined, to look for a container id in them
+        # with one substring search; emptied whenever _entries is pruned, so it never outgrows it.
+        self._value_texts = {}
         # (host, rule, priority as written) -> count, folded into rule_counts after every batch
         self._raw_groups = {}
         # priority as written in the alert -> (rank, canonical name)
@@ -124,6 +133,7 @@ class FalcoTriage:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_entries"] = {}
+        state["_value_texts"] = {}
         state["_priority_info"] = {}
         return state
 
@@ -239,6 +249,9 @@ class FalcoTriage:
         fields = self.fingerprint_fields
         entries = self._entries
         entries_get = entries.get
+        value_texts = self._value_texts
+        value_texts_get = value_texts.get
+        join_values = "\n".join
         raw_groups = self._raw_groups
         raw_groups_get = raw_groups.get
         default_host = self.default_host
@@ -333,6 +346,13 @@ class FalcoTriage:
             raw_groups[group] = raw_groups_get(group, 0) + 1
             key = (rule, priority, values)
             try:
+                container_id = None if output_fields is None else output_fields.get("container.id")
+                if container_id.__class__ is str_type and len(container_id) >= _MIN_CONTAINER_ID:
+                    text = value_texts_get(key)
+                    if text is None:
+                        text = value_texts[key] = join_values([value for value in values if value.__class__ is str_type])
+                    if container_id in text:
+                        key = (rule, priority, values, container_id)
                 entry = entries_get(key)
             except TypeError:  # a list or object among the values: not usable as a key
                 entry = None
@@ -415,7 +435,7 @@ class FalcoTriage:
         if output_fields is not None:
             raw_values = tuple(map(output_fields.get, self.fingerprint_fields))
             container_id = output_fields.get("container.id")
-            if not isinstance(container_id, str) or len(container_id) < 12:
+            if not isinstance(container_id, str) or len(container_id) < _MIN_CONTAINER_ID:
                 container_id = None
         cleaned = tuple(_clean_fingerprint_value(value, container_id) for value in raw_values)
         key = (rule, cleaned)
@@ -462,12 +482,14 @@ class FalcoTriage:
         # Cache keys of surviving entries stay: dropping them all would make every frequent key miss again.
         alive = set(id(entry) for _key, entry in ordered[:keep])
         self._entries = dict((key, entry) for key, entry in self._entries.items() if id(entry) in alive)
+        self._value_texts = {}
         self._prune_entry_cache()
 
     def _prune_entry_cache(self):
         """Keep the cache within max_fingerprints: drop keys of one-off fingerprints first, all keys if needed."""
         if len(self._entries) <= self.max_fingerprints:
             return
+        self._value_texts = {}
         self._entries = dict((key, entry) for key, entry in self._entries.items() if entry[_FP_COUNT] > 1)
         if len(self._entries) > self.max_fingerprints // 2:
             self._entries = {}
@@ -516,6 +538,7 @@ class FalcoTriage:
             for name, count in getattr(other, table).items():
                 mine[name] = mine.get(name, 0) + count
         self._entries = {}
+        self._value_texts = {}
         if len(self.rule_counts) > self.max_rule_groups:
             self._prune_rule_counts()
         if len(self.fingerprints) > self.max_fingerprints:

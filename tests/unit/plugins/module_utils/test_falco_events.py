@@ -213,6 +213,19 @@ def test_container_id_inside_a_value_does_not_split_fingerprints():
     }
 
 
+def test_the_same_values_in_another_container_are_cleaned_for_that_container():
+    # One command line, naming a container: inside that container the id is dropped from the fingerprint (one
+    # value per container), on the host (container.id "host") it is kept. The raw values are the same, so a
+    # cache of cleaned values must tell the two apart, whichever comes first.
+    command = {"proc.cmdline": "podman exec bfb9637a47a6 cat /etc/shadow", "proc.name": "podman"}
+    inside = shadow_read("2026-11-27T00:00:00.000000000Z", **dict(command, **{"container.id": "bfb9637a47a6"}))
+    on_host = shadow_read("2026-11-27T00:00:01.000000000Z", **dict(command, **{"container.id": "host"}))
+    for order in ([inside, on_host], [on_host, inside]):
+        fingerprints = FalcoTriage().feed_lines([line(event) for event in order]).summary()["fingerprints"]["top"]
+        assert sorted((row["count"], row["fields"].get("proc.cmdline", "")) for row in fingerprints) == [
+            (1, ""), (1, "podman exec bfb9637a47a6 cat /etc/shadow")], order
+
+
 def test_socket_tuples_are_left_out_of_fingerprints():
     first = shadow_read("2026-11-27T00:00:00.000000000Z", **{"fd.name": "10.0.0.5:41234->10.0.0.9:443"})
     second = shadow_read("2026-11-27T00:00:01.000000000Z", **{"fd.name": "10.0.0.5:50122->10.0.0.9:443"})
