@@ -115,16 +115,14 @@ class FalcoTriage:
         self._reset_caches()
 
     def _reset_caches(self):
-        # (rule, priority, raw field values) as found in the alert -> fingerprint entry. Most alerts repeat a
-        # key seen before, so cleaning values and hashing the cleaned key happen once per distinct raw key.
-        # Host-independent on purpose: a dump from hundreds of hosts must not multiply it. Container-independent
-        # too, except where a value contains the alert's container id: cleaning drops such a value (_entry_for), so
-        # the same raw values clean differently in the container they name and anywhere else, and that id is then
-        # part of the key, (rule, priority, values, container id).
+        # (rule, priority, raw field values) as found in the alert -> [fingerprint entry, the values' strings
+        # joined]. Most alerts repeat a key seen before, so cleaning values and hashing the cleaned key happen once
+        # per distinct raw key. Host-independent on purpose: a dump from hundreds of hosts must not multiply it.
+        # Container-independent too, except where a value contains the alert's container id: cleaning drops such a
+        # value (_entry_for), so the same raw values clean differently in the container they name and anywhere
+        # else. One substring search of the joined strings finds that case; the entry is then cached under
+        # (rule, priority, values, container id), and the plain key's entry stays None until an alert elsewhere.
         self._entries = {}
-        # (rule, priority, raw field values) -> their string values joined, to look for a container id in them
-        # with one substring search; emptied whenever _entries is pruned, so it never outgrows it.
-        self._value_texts = {}
         # (host, rule, priority as written) -> count, folded into rule_counts after every batch
         self._raw_groups = {}
         # priority as written in the alert -> (rank, canonical name)
@@ -133,7 +131,6 @@ class FalcoTriage:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_entries"] = {}
-        state["_value_texts"] = {}
         state["_priority_info"] = {}
         return state
 
@@ -249,8 +246,6 @@ class FalcoTriage:
         fields = self.fingerprint_fields
         entries = self._entries
         entries_get = entries.get
-        value_texts = self._value_texts
-        value_texts_get = value_texts.get
         join_values = "\n".join
         raw_groups = self._raw_groups
         raw_groups_get = raw_groups.get
@@ -346,21 +341,25 @@ class FalcoTriage:
             raw_groups[group] = raw_groups_get(group, 0) + 1
             key = (rule, priority, values)
             try:
-                container_id = None if output_fields is None else output_fields.get("container.id")
-                if container_id.__class__ is str_type and len(container_id) >= _MIN_CONTAINER_ID:
-                    text = value_texts_get(key)
-                    if text is None:
-                        text = value_texts[key] = join_values([value for value in values if value.__class__ is str_type])
-                    if container_id in text:
-                        key = (rule, priority, values, container_id)
-                entry = entries_get(key)
-            except TypeError:  # a list or object among the values: not usable as a key
-                entry = None
-                key = None
+                cached = entries_get(key)
+            except TypeError:  # a list or object among the values: not usable as a key, nothing is cached
+                cached = [None, ""]
+            else:
+                if cached is None:
+                    cached = entries[key] = [None, "" if values is None else join_values(
+                        [value for value in values if value.__class__ is str_type])]
+            entry = cached[0]
+            if cached[1]:
+                container_id = output_fields.get("container.id")
+                if (container_id.__class__ is str_type and len(container_id) >= _MIN_CONTAINER_ID
+                        and container_id in cached[1]):
+                    key = (rule, priority, values, container_id)
+                    cached = entries_get(key)
+                    if cached is None:
+                        cached = entries[key] = [None, ""]
+                    entry = cached[0]
             if entry is None:
-                entry = self._entry_for(rule, priority, output_fields, event.get("output"), host)
-                if key is not None:
-                    entries[key] = entry
+                entry = cached[0] = self._entry_for(rule, priority, output_fields, event.get("output"), host)
             entry[0] += 1
             if moment is not None:
                 if moment < entry[1]:
@@ -481,16 +480,15 @@ class FalcoTriage:
         self.fingerprints = dict(ordered[:keep])
         # Cache keys of surviving entries stay: dropping them all would make every frequent key miss again.
         alive = set(id(entry) for _key, entry in ordered[:keep])
-        self._entries = dict((key, entry) for key, entry in self._entries.items() if id(entry) in alive)
-        self._value_texts = {}
+        self._entries = dict((key, cached) for key, cached in self._entries.items() if id(cached[0]) in alive)
         self._prune_entry_cache()
 
     def _prune_entry_cache(self):
         """Keep the cache within max_fingerprints: drop keys of one-off fingerprints first, all keys if needed."""
         if len(self._entries) <= self.max_fingerprints:
             return
-        self._value_texts = {}
-        self._entries = dict((key, entry) for key, entry in self._entries.items() if entry[_FP_COUNT] > 1)
+        self._entries = dict((key, cached) for key, cached in self._entries.items()
+                             if cached[0] is not None and cached[0][_FP_COUNT] > 1)
         if len(self._entries) > self.max_fingerprints // 2:
             self._entries = {}
 
@@ -538,7 +536,6 @@ class FalcoTriage:
             for name, count in getattr(other, table).items():
                 mine[name] = mine.get(name, 0) + count
         self._entries = {}
-        self._value_texts = {}
         if len(self.rule_counts) > self.max_rule_groups:
             self._prune_rule_counts()
         if len(self.fingerprints) > self.max_fingerprints:
