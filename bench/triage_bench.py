@@ -8,7 +8,8 @@ shapes, and times, on the same file:
   jq      per-rule counts with jq (two pipelines; the faster one is the reference),
   plain   per-rule counts with a stdlib ``json.loads`` loop,
   ours-1  the full triage (rule counts, fingerprints, summary, suggestions) through
-          plugins/module_utils/falco_events.py in one process, run in a child process so its peak memory can be read,
+          plugins/module_utils/falco_events.py (and the files it imports) in one process, run in a child process so
+          its peak memory can be read,
   ours    the same with --workers processes (skipped with --workers 1).
 Every tool's per-rule totals are checked against the generator's, so a fast wrong answer cannot win.
 
@@ -47,7 +48,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils" / "falco_events.py"
+MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
 RECORDED_DIR = REPO_ROOT.parent / "shared" / "upstream" / "recorded"
 
 JQ_PIPELINES = {
@@ -79,7 +80,7 @@ print(json.dumps(counts))
 """
 
 OURS = r"""
-import importlib.util, json, resource, sys, time
+import importlib, importlib.machinery, importlib.util, json, resource, sys, time
 
 
 def own_peak_kb():
@@ -95,10 +96,11 @@ def own_peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-spec = importlib.util.spec_from_file_location("falco_events_bench", sys.argv[1])
-falco_events = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = falco_events
-spec.loader.exec_module(falco_events)
+# The module_utils directory as a package (its files import each other relatively), as tools/falco-triage loads it.
+spec = importlib.machinery.ModuleSpec("falco_events_bench", None, is_package=True)
+spec.submodule_search_locations = [sys.argv[1]]
+sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+falco_events = importlib.import_module("falco_events_bench.falco_events")
 started = time.perf_counter()
 triage = falco_events.triage_file(sys.argv[2], workers=int(sys.argv[3]), default_host="unknown")
 summary = triage.summary(top=20)

@@ -1,5 +1,5 @@
-"""Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read the recap
-(or the JSON callback's report)."""
+"""Helpers for Molecule verify tests: run the scenario's playbooks again the way a user would, and read what they did
+from the JSON callback's report (results, failures, the recap in its "stats") or from the console's recap."""
 
 import json
 import os
@@ -42,6 +42,30 @@ def run_playbook_json(playbook, *args):
     except ValueError:
         report = None
     return proc.returncode, report, proc.stdout + proc.stderr
+
+
+def results(report, host, action=None):
+    """Every result a run's report holds for host, in order, each with its task-level keys (action, changed,
+    failed, skipped, msg, and the module's own returns); only those of one module with action (its FQCN)."""
+    found = []
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            result = task["hosts"].get(host)
+            if result is not None and (action is None or result.get("action") == action):
+                found.append(result)
+    return found
+
+
+def failures(report, host):
+    """The messages of what failed on host (each failed item of a loop on its own), failures that were ignored left
+    out: where a refusal says what to change."""
+    messages = []
+    for result in results(report, host):
+        if not result.get("failed") or result.get("ignore_errors"):
+            continue
+        items = [item for item in result.get("results", []) if item.get("failed")]
+        messages += [str(item.get("msg", "")) for item in items or [result]]
+    return messages
 
 
 def changes(report, host):

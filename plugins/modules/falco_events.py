@@ -28,7 +28,7 @@ description:
     in RV(per_host), the same summary a run on that host with O(source=file) would return for the same alerts.
   - The module only reads; it never reports a change and is safe in check mode.
   - Per-host results can be combined on the controller with the collection's C(merge_summaries) logic in
-    C(plugins/module_utils/falco_events.py) or with C(tools/falco-triage --merge).
+    C(plugins/module_utils/falco_events_merge.py) or with C(tools/falco-triage --merge).
 author:
   - fleetwatch engineers (!UNKNOWN)
 options:

@@ -58,17 +58,43 @@ def ansible_playbook(tmp_path, play, extra_vars, *args, env=None):
     return proc.returncode, output, recap
 
 
+def run_json(tmp_path, play, extra_vars, *args):
+    """Run a play on localhost with the JSON callback; returns (rc, report, output). Tests read what the run did
+    from the report (results by module, their changed/skipped/msg and returns, the recap in "stats"), not from the
+    console, so renaming a task breaks none of them."""
+    rc, output, _recap = ansible_playbook(tmp_path, play, extra_vars, *args,
+                                          env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    # The report is indented JSON, from a line "{" to a line "}"; with -v and more, lines of the verbose display
+    # (some with braces) come before it.
+    lines = output.splitlines()
+    starts = [i for i, text in enumerate(lines) if text == "{"]
+    ends = [i for i, text in enumerate(lines) if text == "}"]
+    report = None
+    for start in starts:
+        try:
+            report = json.loads("\n".join(lines[start:ends[-1] + 1]))
+            break
+        except (ValueError, IndexError):
+            continue
+    if not isinstance(report, dict) or "plays" not in report:
+        raise AssertionError("no JSON report:\n" + output[-3000:])
+    return rc, report, output
+
+
+def results(report, action=None):
+    """localhost's results in a run's report, in order, each with its task-level keys (action, changed, skipped,
+    failed, msg) and the module's returns; only those of one module with action."""
+    return [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
+            if "localhost" in task["hosts"] and action in (None, task["hosts"]["localhost"].get("action"))]
+
+
 def failures(tmp_path, play, extra_vars, *args):
-    """Run a play on localhost with the JSON callback; returns (rc, [{task, msg}] for each failed task or loop item).
+    """Run a play on localhost with the JSON callback; returns (rc, [{task, action, args, msg}] for each failed task
+    or loop item: its name, its module, the arguments the module reported (``invocation``) and its message).
 
     Tests read the refusals from here rather than from the console, where passing tasks' names show too.
     """
-    rc, output, _recap = ansible_playbook(tmp_path, play, extra_vars, *args,
-                                          env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
-    try:
-        report = json.loads(output[output.index("{"):output.rindex("}") + 1])
-    except ValueError:
-        raise AssertionError("no JSON report:\n" + output[-3000:])
+    rc, report, _output = run_json(tmp_path, play, extra_vars, *args)
     failed = []
     for play_report in report["plays"]:
         for task in play_report["tasks"]:
@@ -77,7 +103,9 @@ def failures(tmp_path, play, extra_vars, *args):
                     continue
                 items = [item for item in result.get("results", []) if item.get("failed")]
                 for source in items or [result]:
-                    failed.append({"task": task["task"]["name"], "msg": source.get("msg", "")})
+                    failed.append({"task": task["task"]["name"], "action": result.get("action"),
+                                   "args": (source.get("invocation") or {}).get("module_args", {}),
+                                   "msg": source.get("msg", "")})
     return rc, failed
 
 

@@ -43,22 +43,32 @@ def pki_run(workdir, pki_dir, *args):
     if not link.exists():
         link.parent.mkdir(parents=True)
         link.symlink_to(REPO)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     proc = subprocess.run(["ansible-playbook", "-i", str(inventory), str(playbook), *args], capture_output=True, text=True,
                           env=env, timeout=600, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "{" in proc.stdout, output[-3000:]
+    return proc.returncode, json.loads(proc.stdout[proc.stdout.index("{"):]), output
 
 
-def changed_counts(output):
-    return {line.split()[0]: int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line}
+def changed_counts(report):
+    """Tasks changed per host, from the JSON callback's recap."""
+    return {host: stats["changed"] for host, stats in report["stats"].items()}
+
+
+def refusals(report):
+    """The messages of the failed tasks, on any host."""
+    return [result.get("msg", "") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("failed")]
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fleet-pki")
     pki_dir = workdir / "pki"
-    rc, first = pki_run(workdir, pki_dir, "-e", "prometheus_target_address_var=scrape_address")
-    assert rc == 0, first
+    rc, first, output = pki_run(workdir, pki_dir, "-e", "prometheus_target_address_var=scrape_address")
+    assert rc == 0, output[-3000:]
     return workdir, pki_dir, first
 
 
@@ -92,13 +102,13 @@ def test_host_certificates_name_the_host_and_the_addresses_prometheus_scrapes(pk
 def test_a_rerun_issues_nothing_and_a_changed_name_reissues_only_that_host(pki):
     workdir, pki_dir = pki[0], pki[1]
     before = {p.name: p.read_bytes() for p in pki_dir.rglob("*.*")}
-    rc, again = pki_run(workdir, pki_dir, "-e", "prometheus_target_address_var=scrape_address")
-    assert rc == 0, again
+    rc, again, output = pki_run(workdir, pki_dir, "-e", "prometheus_target_address_var=scrape_address")
+    assert rc == 0, output[-3000:]
     assert changed_counts(again) == {"localhost": 0, "agent-1": 0}
     assert {p.name: p.read_bytes() for p in pki_dir.rglob("*.*")} == before
     # Without the address variable agent-1's names change: its certificate (only) is re-issued, with the same key.
-    rc, renamed = pki_run(workdir, pki_dir)
-    assert rc == 0, renamed
+    rc, renamed, output = pki_run(workdir, pki_dir)
+    assert rc == 0, output[-3000:]
     assert changed_counts(renamed) == {"localhost": 0, "agent-1": 1}
     after = {p.name: p.read_bytes() for p in pki_dir.rglob("*.*")}
     assert [name for name in before if before[name] != after[name]] == ["agent-1.crt"]
@@ -113,13 +123,13 @@ def test_an_existing_ca_is_kept_and_a_ca_without_its_key_is_refused(tmp_path):
                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
                    capture_output=True, check=True)
     own_ca = (pki_dir / "ca.crt").read_bytes()
-    rc, output = pki_run(tmp_path, pki_dir)
-    assert rc == 0, output
+    rc, _report, output = pki_run(tmp_path, pki_dir)
+    assert rc == 0, output[-3000:]
     assert (pki_dir / "ca.crt").read_bytes() == own_ca
     assert "Issuer: CN = Site CA" in x509(pki_dir / "hosts" / "agent-1.crt")
     (pki_dir / "ca.key").unlink()
-    rc, output = pki_run(tmp_path, pki_dir)
-    assert rc != 0 and "holds only one of ca.crt and ca.key" in output
+    rc, report, output = pki_run(tmp_path, pki_dir)
+    assert rc != 0 and any("holds only one of ca.crt and ca.key" in m for m in refusals(report)), output[-3000:]
 
 
 SWITCH = {"fleetwatch_tls_enabled": True, "fleetwatch_scrape_password": PASSWORD}

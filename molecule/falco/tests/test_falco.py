@@ -20,7 +20,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import run_playbook  # noqa: E402
+from labtest import failures, results, run_playbook_json  # noqa: E402
 
 UPSTREAM = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3])).parent / "shared" / "upstream" / "falco"
 HOSTS = ["falco-legacy", "falco-current"]
@@ -196,75 +196,95 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
         assert dry_runs[0]["loaded"] == dry_run_loads(["grpc", "metrics", "outputs", "rules"])
 
 
-# The task that puts the validated files live (and removes ours no longer declared).
-LIVE_TASK = "Put the validated configuration and rules files in place, and remove ours no longer declared"
+FILES = "fleetwatch.falco_stack.files"
 
 
-def task_output(output, task):
-    """The lines a run printed for one task of the falco role, up to the next task."""
-    start = output.index("TASK [fleetwatch.falco_stack.falco : %s]" % task)
-    end = output.find("TASK [", start + 1)
-    return output[start:end if end != -1 else len(output)]
+def converge(*args):
+    """converge.yml again with args; (exit code, the JSON callback's report, the output for messages). The tests
+    read what the run did from the report (results, failures, the recap in "stats"), never from task names."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    assert report is not None, output[-3000:]
+    return rc, report, output[-3000:]
+
+
+def files_calls(report, name):
+    """The falco role's calls of the files module on a host that ran (were not skipped)."""
+    return [r for r in results(report, name, FILES) if not r.get("skipped")]
+
+
+def written(report, name):
+    """The paths a run's files calls wrote on a host (or, in check mode, would write)."""
+    return [path for r in files_calls(report, name) for path in r.get("written", [])]
+
+
+def diffs(report, name):
+    """{path: (before, after)} of every file content a run's files calls showed with --diff on a host."""
+    return {d["before_header"]: (d.get("before"), d.get("after")) for r in files_calls(report, name)
+            for d in r.get("diff", []) if isinstance(d.get("after"), str)}
 
 
 def test_check_mode_on_converged_hosts_reports_no_change():
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    rc, report, output = converge("--check", "--diff")
     assert rc == 0, output
-    assert set(recap) == set(HOSTS)
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
-    # The inspection found nothing to write: the tasks that write the rendered files made no module call.
-    for task in ("Stage the configuration, our rules files and the controller's rulesets that differ",
-                 LIVE_TASK):
-        block = task_output(output, task)
-        assert all("skipping: [%s]" % name in block for name in HOSTS), block
+    assert set(report["stats"]) == set(HOSTS)
+    assert all(r["changed"] == 0 and r["failures"] == 0 for r in report["stats"].values()), report["stats"]
+    # The inspection found nothing to write: the calls that write the rendered files (staged, live, the unit's
+    # drop-in) were skipped, and the one left, the role's state directories, which no inspection covers, found
+    # nothing to fix.
+    for name in HOSTS:
+        calls = files_calls(report, name)
+        assert len(calls) == 1, calls
+        assert calls[0]["directories"] == [] and calls[0]["written"] == [] and calls[0]["removed"] == [], calls
 
 
 def test_check_mode_shows_the_change_to_the_live_files_and_writes_nothing():
     stage = "find /var/lib/fleetwatch/falco/staging -type f -exec sha256sum {} + | sort"
     before = {n: (snapshot(n), host(n).check_output(stage)) for n in HOSTS}
     changed_rules = json.dumps({"falco_local_rules": [{"list": "fleetwatch_lab_tools", "items": ["lab-probe", "lab-check"]}]})
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff", "-e", changed_rules)
+    rc, report, output = converge("--check", "--diff", "-e", changed_rules)
     assert rc == 0, output
-    block = task_output(output, LIVE_TASK)
-    assert block.count("+++ after: /etc/falco/rules.d/fleetwatch-500-local.yaml") == len(HOSTS), block
-    assert "+  - lab-check" in block, block
+    live = "/etc/falco/rules.d/fleetwatch-500-local.yaml"
     for name in HOSTS:
-        assert recap[name]["changed"] > 0, output
+        assert report["stats"][name]["changed"] > 0, report["stats"]
+        assert live in written(report, name), written(report, name)
+        old, new = diffs(report, name)[live]
+        assert "- lab-check" in new and "- lab-check" not in old, (old, new)
         assert (snapshot(name), host(name).check_output(stage)) == before[name]
 
 
 def test_grpc_on_0_44_is_refused_before_any_change():
     before = snapshot("falco-current")
-    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current", "-e",
-                                     json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": True}))
+    rc, report, output = converge("--limit", "falco-current", "-e",
+                                  json.dumps({"falco_version": "0.44.1", "falco_grpc_enabled": True}))
     assert rc != 0
-    assert "falco_grpc_enabled: true needs Falco <= 0.43" in output
-    assert recap["falco-current"]["changed"] == 0
+    assert any("falco_grpc_enabled: true needs Falco <= 0.43" in m for m in failures(report, "falco-current")), output
+    assert report["stats"]["falco-current"]["changed"] == 0
     assert snapshot("falco-current") == before
 
 
 def test_a_repository_key_with_another_fingerprint_is_refused():
     before = snapshot("falco-current")
-    rc, output, recap = run_playbook("converge.yml", "--limit", "falco-current",
-                                     "-e", "falco_repo_key_fingerprint=" + "0" * 40)
+    rc, report, output = converge("--limit", "falco-current", "-e", "falco_repo_key_fingerprint=" + "0" * 40)
     assert rc != 0
-    assert "not the pinned falco_repo_key_fingerprint %s. Nothing was trusted." % ("0" * 40) in output
-    assert recap["falco-current"]["changed"] == 0, output
+    refused = "not the pinned falco_repo_key_fingerprint %s. Nothing was trusted." % ("0" * 40)
+    assert any(refused in m for m in failures(report, "falco-current")), output
+    assert report["stats"]["falco-current"]["changed"] == 0, report["stats"]
     assert snapshot("falco-current") == before
 
 
 def test_install_method_none_checks_the_installed_version():
     name = "falco-current"
     pid = state(name)["pid"]
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_install_method=none")
+    rc, report, output = converge("--limit", name, "-e", "falco_install_method=none")
     assert rc == 0, output
-    assert recap[name]["changed"] == 0, output
+    assert report["stats"][name]["changed"] == 0, report["stats"]
     # Another release than the installed one (0.44.1 without gRPC, so the preflight lets it through).
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", json.dumps(
+    rc, report, output = converge("--limit", name, "-e", json.dumps(
         {"falco_install_method": "none", "falco_version": "0.44.1", "falco_grpc_enabled": False}))
     assert rc != 0
-    assert "runs Falco 0.43.1, but falco_version is 0.44.1. With falco_install_method: none, install that release" in output
-    assert recap[name]["changed"] == 0, output
+    refused = "runs Falco 0.43.1, but falco_version is 0.44.1. With falco_install_method: none, install that release"
+    assert any(refused in m for m in failures(report, name)), output
+    assert report["stats"][name]["changed"] == 0, report["stats"]
     assert installed_version(name) == "0.43.1" and state(name)["pid"] == pid
 
 
@@ -274,9 +294,10 @@ def test_a_configuration_falco_rejects_leaves_the_running_files_alone():
     pid, reloads = state(name)["pid"], state(name)["reloads"]
     logged = len(calls(name))
     # An empty metrics interval: Falco (and the fixture) refuse "Metrics interval must have a minimum value".
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e", "falco_metrics_interval=")
+    rc, report, output = converge("--limit", name, "-e", "falco_metrics_interval=")
     assert rc != 0
-    assert "rejected the staged configuration" in output and "Metrics interval must have a minimum value" in output
+    assert [m for m in failures(report, name) if "rejected the staged configuration" in m
+            and "Metrics interval must have a minimum value" in m], output
     assert [c["event"] for c in calls(name)[logged:] if c["event"] in ("dry-run", "error")] == ["error"]
     assert snapshot(name) == before
     assert state(name)["pid"] == pid and state(name)["reloads"] == reloads
@@ -287,12 +308,13 @@ def test_a_bad_rule_leaves_the_running_files_alone():
     before = {n: snapshot(n) for n in HOSTS}
     pids = {n: state(n)["pid"] for n in HOSTS}
     reloads = {n: state(n)["reloads"] for n in HOSTS}
-    rc, output, recap = run_playbook("converge.yml", "-e", BAD_RULE)
+    rc, report, output = converge("-e", BAD_RULE)
     assert rc != 0
-    assert "no rule by that name already exists" in output
-    assert "were not changed and Falco keeps running on them" in output
     for name in HOSTS:
-        assert recap[name]["failed"] == 1, output
+        assert report["stats"][name]["failures"] == 1, report["stats"]
+        refusal, = failures(report, name)
+        assert "no rule by that name already exists" in refusal, refusal
+        assert "were not changed and Falco keeps running on them" in refusal, refusal
         assert snapshot(name) == before[name]
         assert state(name)["pid"] == pids[name] and state(name)["reloads"] == reloads[name]
         assert host(name).service("falco-modern-bpf" if name == "falco-current" else "falco").is_running
@@ -305,11 +327,11 @@ def test_files_no_longer_declared_are_removed_and_falco_reloads():
     restarted. The moves below bring the declared rules back."""
     pids = {n: state(n)["pid"] for n in HOSTS}
     reloads = {n: state(n)["reloads"] for n in HOSTS}
-    rc, output, recap = run_playbook("converge.yml", "-e", '{"falco_local_rules": []}')
+    rc, report, output = converge("-e", '{"falco_local_rules": []}')
     assert rc == 0, output
     for name in HOSTS:
         h = host(name)
-        assert recap[name]["changed"] > 0, output
+        assert report["stats"][name]["changed"] > 0, report["stats"]
         assert not h.file("/etc/falco/rules.d/fleetwatch-500-local.yaml").exists
         assert not h.file("/var/lib/fleetwatch/falco/staging/rules.d/fleetwatch-500-local.yaml").exists
         assert h.file("/etc/falco/rules.d/fleetwatch-600-exceptions.yaml").exists
@@ -339,22 +361,22 @@ def moved():
     """The move to 0.44.1, run once; the tests below read what it did."""
     before = {n: {"calls": len(calls(n)), "postinst": len(postinst_runs(n))} for n in HOSTS}
     before["falco-legacy"]["falco.yaml"] = host("falco-legacy").file("/etc/falco/falco.yaml").content_string
-    rc, output, recap = run_playbook("converge.yml", "--diff", "-e", MOVE)
+    rc, report, output = converge("--diff", "-e", MOVE)
     assert rc == 0, output
-    return {"before": before, "output": output, "recap": recap}
+    return {"before": before, "report": report}
 
 
 def test_the_current_host_upgrades_to_0_44_1(moved):
     name = "falco-current"
     h = host(name)
     before = moved["before"][name]
-    assert moved["recap"][name]["changed"] > 0, moved["output"]
+    assert moved["report"]["stats"][name]["changed"] > 0, moved["report"]["stats"]
     dry_runs = [c for c in calls(name)[before["calls"]:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["metrics", "outputs", "rules"])]
     # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled came), so both the
     # restart and the reload handler were notified.
-    assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in task_output(
-        moved["output"], LIVE_TASK), moved["output"]
+    assert "/etc/falco/config.d/fleetwatch-metrics.yaml" in written(moved["report"], name), \
+        written(moved["report"], name)
     assert_started_once_and_never_signalled(name, before["calls"])
     # The package scripts ran once more and got the driver choice again.
     assert postinst_runs(name)[before["postinst"]:] == ["driver choice: modern_ebpf falcoctl: no"]
@@ -374,7 +396,7 @@ def test_the_tutorial_host_moves_to_the_dropin_generation(moved):
     modified falco.yaml and sets 0.44.1's aside; the role puts the packaged one in place so the drop-ins load."""
     name = "falco-legacy"
     h = host(name)
-    assert moved["recap"][name]["changed"] > 0, moved["output"]
+    assert moved["report"]["stats"][name]["changed"] > 0, moved["report"]["stats"]
     assert installed_version(name) == "0.44.1"
     packaged = hashlib.sha256((UPSTREAM / "falco-0.44.1_falco.yaml").read_bytes()).hexdigest()
     assert h.file("/etc/falco/falco.yaml").sha256sum == packaged
@@ -390,9 +412,9 @@ def test_the_tutorial_host_moves_to_the_dropin_generation(moved):
 
 
 def test_the_moved_hosts_stay(moved):
-    rc, output, recap = run_playbook("converge.yml", "-e", MOVE)
+    rc, report, output = converge("-e", MOVE)
     assert rc == 0, output
-    assert all(recap[name]["changed"] == 0 for name in HOSTS), output
+    assert all(report["stats"][name]["changed"] == 0 for name in HOSTS), report["stats"]
     assert all(installed_version(name) == "0.44.1" for name in HOSTS)
 
 
@@ -403,16 +425,15 @@ def test_the_scenario_version_downgrades_it_back():
     h = host(name)
     runs = len(postinst_runs(name))
     logged = len(calls(name))
-    rc, output, recap = run_playbook("converge.yml", "--limit", name, "--diff")
+    rc, report, output = converge("--limit", name, "--diff")
     assert rc == 0, output
-    assert set(recap) == {name} and recap[name]["changed"] > 0, output
+    assert set(report["stats"]) == {name} and report["stats"][name]["changed"] > 0, report["stats"]
     dry_runs = [c for c in calls(name)[logged:] if c["event"] == "dry-run"]
     assert [c["loaded"] for c in dry_runs] == [dry_run_loads(["grpc", "metrics", "outputs", "rules"])]
     # The metrics drop-in changed with the version (0.44's kernel_iter_event_counters_enabled went) and the gRPC one
     # came back, so both the restart and the reload handler were notified.
-    block = task_output(output, LIVE_TASK)
-    assert "+++ after: /etc/falco/config.d/fleetwatch-metrics.yaml" in block, output
-    assert "+++ after: /etc/falco/config.d/fleetwatch-grpc.yaml" in block, output
+    assert {"/etc/falco/config.d/fleetwatch-metrics.yaml", "/etc/falco/config.d/fleetwatch-grpc.yaml"} <= set(
+        written(report, name)), written(report, name)
     assert_started_once_and_never_signalled(name, logged)
     assert postinst_runs(name)[runs:] == ["driver choice: modern_ebpf falcoctl: no"]
     # 0.43.x still ships falco-bpf.service; the role keeps it stopped and disabled.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from localplay import NEEDS_ANSIBLE_PLAYBOOK, ansible_playbook  # noqa: E402
+from localplay import NEEDS_ANSIBLE_PLAYBOOK, results, run_json  # noqa: E402
 
 PASSWORD = "web-secret-4kQz"
 
@@ -36,16 +36,15 @@ def web_config(tmp_path, web_dir, web):
         {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "web_config"},
          "vars": {"__common_web": dict({"dir": str(web_dir), "group": "daemon", "validate": "/usr/bin/promtool check web-config %s",
                                         "inspected": "{{ __common_inspection.paths }}"}, **web)}}]}]
-    rc, output, recap = ansible_playbook(tmp_path, play, {})
+    rc, report, output = run_json(tmp_path, play, {})
     assert rc == 0, output[-3000:]
-    return output, recap
+    return output, report
 
 
-def copied(output):
-    """How many web files the write task handed to copy in this run, changed or not (a round trip each); its items
-    are hidden by no_log, so they are counted by result line."""
-    section = output.split("Write the web server certificate, key and configuration", 1)[1].split("TASK [", 1)[0]
-    return section.count("changed: [localhost] => (item=") + section.count("ok: [localhost] => (item=")
+def copied(report):
+    """How many web files the run handed to the copy module, changed or not (a round trip each): the items of its
+    loop (hidden by no_log, but there one result each)."""
+    return sum(len(result.get("results", [])) for result in results(report, "ansible.builtin.copy"))
 
 
 def test_only_differing_web_files_are_written_and_a_converged_server_gets_no_write(tmp_path):
@@ -53,8 +52,8 @@ def test_only_differing_web_files_are_written_and_a_converged_server_gets_no_wri
     web_dir.mkdir()
     key, cert = key_and_cert(tmp_path, "first")
     settings = {"tls_enabled": True, "cert": cert, "key": key, "users": {"scraper": PASSWORD}}
-    output, recap = web_config(tmp_path, web_dir, settings)
-    assert copied(output) == 3
+    output, report = web_config(tmp_path, web_dir, settings)
+    assert copied(report) == 3
     assert (web_dir / "web.crt").read_text() == cert.strip() + "\n"
     assert (web_dir / "web.key").read_text() == key.strip() + "\n"
     config = (web_dir / "web-config.yml").read_text()
@@ -63,22 +62,22 @@ def test_only_differing_web_files_are_written_and_a_converged_server_gets_no_wri
         "web.crt": ("0o644", "daemon"), "web.key": ("0o640", "daemon"), "web-config.yml": ("0o640", "daemon")}
     assert PASSWORD not in output
 
-    output, recap = web_config(tmp_path, web_dir, settings)
-    assert copied(output) == 0 and recap["changed"] == 0, output[-3000:]
+    output, report = web_config(tmp_path, web_dir, settings)
+    assert copied(report) == 0 and report["stats"]["localhost"]["changed"] == 0, output[-3000:]
 
     # A new certificate and key: those two are written, the configuration (same users, same paths) is not.
     key2, cert2 = key_and_cert(tmp_path, "second")
-    output, recap = web_config(tmp_path, web_dir, dict(settings, cert=cert2, key=key2))
-    assert copied(output) == 2, output[-3000:]
+    output, report = web_config(tmp_path, web_dir, dict(settings, cert=cert2, key=key2))
+    assert copied(report) == 2, output[-3000:]
     assert (web_dir / "web.crt").read_text() == cert2.strip() + "\n"
     assert (web_dir / "web-config.yml").read_text() == config
 
     # A changed mode is a difference too.
     (web_dir / "web.key").chmod(0o600)
-    output, recap = web_config(tmp_path, web_dir, dict(settings, cert=cert2, key=key2))
-    assert copied(output) == 1 and oct((web_dir / "web.key").stat().st_mode & 0o777) == "0o640", output[-3000:]
+    output, report = web_config(tmp_path, web_dir, dict(settings, cert=cert2, key=key2))
+    assert copied(report) == 1 and oct((web_dir / "web.key").stat().st_mode & 0o777) == "0o640", output[-3000:]
 
     # TLS off, users kept: certificate and key go, the configuration keeps only the users.
-    output, recap = web_config(tmp_path, web_dir, dict(settings, tls_enabled=False))
+    output, report = web_config(tmp_path, web_dir, dict(settings, tls_enabled=False))
     assert sorted(p.name for p in web_dir.iterdir()) == ["web-config.yml"]
     assert "tls_server_config" not in (web_dir / "web-config.yml").read_text()

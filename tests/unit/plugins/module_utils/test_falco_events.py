@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.fleetwatch.falco_stack.plugins.module_utils import falco_events
+from ansible_collections.fleetwatch.falco_stack.plugins.module_utils import (
+    falco_events,
+    falco_events_input,
+    falco_events_triage,
+)
 from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_events import (
     FalcoTriage,
     FalcoTriageError,
@@ -209,6 +213,19 @@ def test_container_id_inside_a_value_does_not_split_fingerprints():
     }
 
 
+def test_the_same_values_in_another_container_are_cleaned_for_that_container():
+    # One command line, naming a container: inside that container the id is dropped from the fingerprint (one
+    # value per container), on the host (container.id "host") it is kept. The raw values are the same, so a
+    # cache of cleaned values must tell the two apart, whichever comes first.
+    command = {"proc.cmdline": "podman exec bfb9637a47a6 cat /etc/shadow", "proc.name": "podman"}
+    inside = shadow_read("2026-11-27T00:00:00.000000000Z", **dict(command, **{"container.id": "bfb9637a47a6"}))
+    on_host = shadow_read("2026-11-27T00:00:01.000000000Z", **dict(command, **{"container.id": "host"}))
+    for order in ([inside, on_host], [on_host, inside]):
+        fingerprints = FalcoTriage().feed_lines([line(event) for event in order]).summary()["fingerprints"]["top"]
+        assert sorted((row["count"], row["fields"].get("proc.cmdline", "")) for row in fingerprints) == [
+            (1, ""), (1, "podman exec bfb9637a47a6 cat /etc/shadow")], order
+
+
 def test_socket_tuples_are_left_out_of_fingerprints():
     first = shadow_read("2026-11-27T00:00:00.000000000Z", **{"fd.name": "10.0.0.5:41234->10.0.0.9:443"})
     second = shadow_read("2026-11-27T00:00:01.000000000Z", **{"fd.name": "10.0.0.5:50122->10.0.0.9:443"})
@@ -298,7 +315,7 @@ def test_odd_value_types_do_not_break_the_loop():
 def test_stdlib_json_parser_gives_the_same_summary(monkeypatch):
     lines = [line(alert_031()), line(privileged_container_031()), b"banner", b'{"broken', b"{\"output\": \"\xff\"}"]
     with_default = FalcoTriage().feed_lines(lines).summary()
-    monkeypatch.setattr(falco_events, "_json_loads", json.loads)
+    monkeypatch.setattr(falco_events_triage, "_json_loads", json.loads)
     with_stdlib = FalcoTriage().feed_lines(lines).summary()
     with_default.pop("parser")
     with_stdlib.pop("parser")
@@ -456,7 +473,7 @@ def make_mixed_file(path, count=3000):
 def test_parallel_byte_ranges_give_the_same_summary_as_one_pass(tmp_path, monkeypatch):
     path = tmp_path / "mixed.jsonl"
     make_mixed_file(path)
-    monkeypatch.setattr(falco_events, "PARALLEL_MIN_BYTES", 1024)
+    monkeypatch.setattr(falco_events_input, "PARALLEL_MIN_BYTES", 1024)
     options = dict(default_host="fallback", max_line_bytes=4096)
     sequential = triage_file(str(path), workers=1, **options).summary(top=1000)
     parallel = triage_file(str(path), workers=3, **options).summary(top=1000)
@@ -471,7 +488,7 @@ def test_range_boundaries_fall_on_line_starts(tmp_path):
     make_mixed_file(path, count=500)
     data = path.read_bytes()
     with open(path, "rb") as handle:
-        ranges = falco_events._line_boundaries(handle, len(data), 7)
+        ranges = falco_events_input._line_boundaries(handle, len(data), 7)
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
     for (_start, end), (start, _end) in zip(ranges, ranges[1:]):
         assert end == start and data[start - 1:start] == b"\n"
