@@ -31,8 +31,9 @@ def test_defaults_name_the_alerts_and_use_api_v2_and_add_tls_and_credentials_onl
 
 
 def test_the_users_alertmanager_keys_win_over_the_defaults_and_the_output_keeps_its_place():
-    outputs = {"slack": SLACK, "alertmanager": {"minimumpriority": "error", "hostport": "https://am.example:9093",
-                                                 "customHeaders": {"X-Team": "secops"}}}
+    outputs = {"slack": SLACK,
+               "alertmanager": {"minimumpriority": "error", "hostport": "https://am.example:9093",
+                                "customHeaders": {"X-Team": "secops"}}}
     result = falcosidekick_outputs(outputs, "10.0.0.1:9093", "", {"username": "u", "password": "p"})
     assert list(result) == ["slack", "alertmanager"]
     assert result["alertmanager"] == {"hostport": "https://am.example:9093", "endpoint": "/api/v2/alerts",
