@@ -299,11 +299,12 @@ def test_grafana_serves_https_and_queries_prometheus_with_the_ca_and_basic_auth(
 
 
 def test_falcosidekick_posts_to_alertmanager_over_https_with_the_fleet_credential(pki, tmp_path):
-    from test_falcosidekick_role import UPSTREAM_EXAMPLE as SIDEKICK_UPSTREAM, assert_keys_known, render, upstream_keys
+    from test_falcosidekick_role import (CONFIG, UPSTREAM_EXAMPLE as SIDEKICK_UPSTREAM, assert_keys_known, render,
+                                         upstream_keys)
     pki_dir = pki[1]
     rendered = render(tmp_path, dict(SWITCH, fleetwatch_pki_dir=str(pki_dir)),
-                      {"config": "__falcosidekick_config", "ca": "falcosidekick_alertmanager_ca_cert"})
-    config = rendered["config"]
+                      {"text": CONFIG, "ca": "falcosidekick_alertmanager_ca_cert"})
+    config = yaml.safe_load(rendered["text"])
     token = base64.b64encode(("prometheus:" + PASSWORD).encode()).decode()
     assert config["alertmanager"]["hostport"] == "https://127.0.0.1:9093"
     assert config["alertmanager"]["checkcert"] is True
@@ -312,6 +313,6 @@ def test_falcosidekick_posts_to_alertmanager_over_https_with_the_fleet_credentia
     assert rendered["ca"] == (pki_dir / "ca.crt").read_text()
     if SIDEKICK_UPSTREAM.is_file():
         assert_keys_known(config, upstream_keys())
-    off = render(tmp_path, {}, {"config": "__falcosidekick_config"})["config"]
+    off = yaml.safe_load(render(tmp_path, {}, {"text": CONFIG})["text"])
     assert off["alertmanager"]["hostport"] == "http://127.0.0.1:9093" and "tlsclient" not in off
     assert "customHeaders" not in off["alertmanager"]
