@@ -63,7 +63,7 @@ options:
     description:
       - Files a service reads, for a role whose handlers touch a stamp after every reload or restart. Reports
         (RV(unloaded)) those of O(unloaded.paths) holding a file newer than O(unloaded.stamp) (every existing one when
-        there is no stamp yet): written by a run that stopped before its handlers. A directory counts by the files in
+        there is no stamp yet), written by a run that stopped before its handlers. A directory counts by the files in
         it, not by its own time; files named C(.fleetwatch-*) (the files module's candidates) never count.
     type: dict
     suboptions:
@@ -150,8 +150,9 @@ listings:
 units:
   description:
     - Each unit of O(units) with C(unit_file_state) (what C(systemctl is-enabled) prints, C(not-found) for a unit
-      systemd does not know), C(enabled) (true where C(is-enabled) succeeds: enabled, static, alias, indirect and the
-      like), C(active_state) (what C(systemctl is-active) prints, C(unknown) without a running systemd) and C(active).
+      systemd does not know), C(enabled) (true where C(is-enabled) succeeds, as for enabled, static, alias, indirect and
+      the like), C(active_state) (what C(systemctl is-active) prints, C(unknown) without a running systemd) and
+      C(active).
   returned: always
   type: dict
   sample: {falco-kmod.service: {unit_file_state: disabled, enabled: false, active_state: inactive, active: false}}
