@@ -64,7 +64,9 @@ PODMAN = r"""#!/bin/sh
 UFW = r"""#!/bin/sh
 case "$1" in
   status) printf 'Status: active\n\nTo Action From\n' ;;
-  show) printf 'Added user rules (see '"'"'ufw status'"'"' for running firewall):\nufw allow 22/tcp\nufw deny 9100/tcp comment '"'"'fleetwatch node_exporter'"'"'\n' ;;
+  show) echo "Added user rules (see 'ufw status' for running firewall):"
+        echo "ufw allow 22/tcp"
+        echo "ufw deny 9100/tcp comment 'fleetwatch node_exporter'" ;;
 esac
 """
 FIREWALL_CMD = r"""#!/bin/sh
