@@ -171,7 +171,7 @@ def test_site_yml_runs_the_preflight_after_the_certificates_and_before_any_rollo
 # --- Read-only: what the preflight stage runs on a host cannot change it -------------------------------------------
 
 READ_ONLY = {"assert", "set_fact", "include_vars", "setup", "stat", "slurp", "validate_argument_spec", "debug", "fail",
-             "import_tasks", "include_role"}
+             "import_tasks", "include_role", "host_inspect"}
 PROBES = {"command", "raw"}  # allowed as probes: check_mode false (they run in check mode) and changed_when false
 COMMON_CHECKS = {"unknown_vars", "fleet_tls", "container_engine", "inspect"}
 

@@ -1,5 +1,5 @@
-"""_common's one-shot inspection (tasks/inspect.yml, templates/inspect.sh.j2) run for real on this machine against
-a temporary directory, and its report read by the differing_paths filter the way the roles read it."""
+"""_common's one-shot inspection (tasks/inspect.yml, module host_inspect) run for real on this machine against a
+temporary directory, and its report read by the differing_paths filter the way the roles read it."""
 
 import grp
 import hashlib
@@ -21,10 +21,9 @@ pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
 
 
-def inspect(tmp_path, paths, list_dirs, checks, unloaded=None):
+def inspect(tmp_path, paths, list_dirs, extra=None, unloaded=None):
     out = tmp_path / "inspection.json"
-    include_vars = {"__common_inspect_paths": paths, "__common_inspect_list_dirs": list_dirs,
-                    "__common_inspect_checks": checks}
+    include_vars = dict({"__common_inspect_paths": paths, "__common_inspect_list_dirs": list_dirs}, **(extra or {}))
     if unloaded is not None:
         include_vars["__common_inspect_unloaded"] = unloaded
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
@@ -52,9 +51,11 @@ def tree(tmp_path):
 def test_the_report_lists_state_content_and_files(tmp_path, tree):
     missing = str(tree / "scrape-ca.crt")
     report, recap = inspect(tmp_path, [str(tree), str(tree / "prometheus.yml"), missing], [str(tree / "rules")],
-                            {"always": "true", "never": "false", "has_sh": "command -v sh"})
+                            {"__common_inspect_executables": ["sh", "no-such-command"],
+                             "__common_inspect_sockets": [str(tree)]})
     assert recap["changed"] == 1  # the test's own copy of the report; the inspection changes nothing
-    assert report["always"] is True and report["never"] is False and report["has_sh"] is True
+    assert report["executables"] == {"sh": shutil.which("sh"), "no-such-command": None}
+    assert report["sockets"] == {str(tree): False}
     assert set(report["paths"]) == {str(tree), str(tree / "prometheus.yml")}
     config = report["paths"][str(tree / "prometheus.yml")]
     me, my_group = pwd.getpwuid(os.geteuid()), grp.getgrgid(os.getegid())
@@ -76,7 +77,7 @@ def test_the_filter_keeps_only_what_differs_from_the_report(tmp_path, tree):
     new_mode = dict(same, mode="644")
     by_uid = dict(same, owner=me.pw_uid, group=my_group.gr_gid)
     missing = dict(same, path=str(tree / "rules" / "extra.yml"))
-    report, _recap = inspect(tmp_path, [same["path"], missing["path"]], [], {})
+    report, _recap = inspect(tmp_path, [same["path"], missing["path"]], [])
     assert differing_paths([same, by_uid], report["paths"]) == []
     assert differing_paths([new_content, new_mode, missing], report["paths"]) == [new_content, new_mode, missing]
 
@@ -84,7 +85,7 @@ def test_the_filter_keeps_only_what_differs_from_the_report(tmp_path, tree):
 def test_an_empty_or_missing_directory_lists_nothing(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    report, _recap = inspect(tmp_path, [], [str(empty), str(tmp_path / "absent")], {})
+    report, _recap = inspect(tmp_path, [], [str(empty), str(tmp_path / "absent")])
     assert report["listings"] == {str(empty): [], str(tmp_path / "absent"): []}
     assert report["paths"] == {}
 
@@ -93,21 +94,21 @@ def test_unloaded_names_the_paths_holding_a_file_newer_than_the_stamp(tmp_path, 
     stamp, config, rules = tree / ".fleetwatch-loaded", tree / "prometheus.yml", tree / "rules"
     watched = {"stamp": str(stamp), "paths": [str(config), str(rules), str(tree / "scrape-ca.crt")]}
     # No stamp yet: every watched path that exists counts as never loaded.
-    report, _recap = inspect(tmp_path, [], [], {}, watched)
+    report, _recap = inspect(tmp_path, [], [], unloaded=watched)
     assert report["unloaded"] == [str(config), str(rules)]
-    assert "unloaded" not in inspect(tmp_path, [], [], {})[0]
+    assert "unloaded" not in inspect(tmp_path, [], [])[0]
 
     stamp.write_text("")
     past = stamp.stat().st_mtime - 60
     for path in [config, *rules.rglob("*")]:
         os.utime(path, (past, past))
-    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == []
+    assert inspect(tmp_path, [], [], unloaded=watched)[0]["unloaded"] == []
 
     # A rejected candidate written and removed, a new subdirectory: the directory's own time changes, no file it holds.
     (rules / ".fleetwatch-candidate.tmp").write_text("groups: [\n")
     (rules / "newdir").mkdir()
-    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == []
+    assert inspect(tmp_path, [], [], unloaded=watched)[0]["unloaded"] == []
 
     (rules / "extra.yml").write_text("groups: []\n")
     config.write_text("global: {scrape_interval: 5s}\n")
-    assert inspect(tmp_path, [], [], {}, watched)[0]["unloaded"] == [str(config), str(rules)]
+    assert inspect(tmp_path, [], [], unloaded=watched)[0]["unloaded"] == [str(config), str(rules)]

@@ -275,3 +275,38 @@ def test_falcoctl_auto_update_from_the_command_line(tmp_path, value, expected):
     rc, output, _recap = ansible_playbook(tmp_path, play, {}, "-e", "falco_rules_auto_update=" + value)
     assert rc == 0, output
     assert json.loads(out.read_text())["FALCOCTL_ENABLED"] == expected
+
+
+def test_only_the_other_units_the_inspection_found_enabled_or_running_are_stopped(tmp_path):
+    """__falco_units_to_stop (run.yml's loop) from the units host_inspect reported, in the module's result shape."""
+    role = REPO / "roles" / "falco"
+    out = tmp_path / "stop.json"
+
+    def unit(file_state, active_state):
+        return {"unit_file_state": file_state, "enabled": file_state in ("enabled", "static", "alias"),
+                "active_state": active_state, "active": active_state == "active"}
+
+    units = {"falco-kmod.service": unit("disabled", "inactive"), "falco-bpf.service": unit("enabled", "inactive"),
+             "falco-custom.service": unit("disabled", "active"), "falco-gone.service": unit("not-found", "inactive"),
+             "falcoctl-artifact-follow.service": unit("masked", "inactive")}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_vars": {"file": str(role / "defaults" / "main.yml")}},
+        {"ansible.builtin.include_vars": {"file": str(role / "vars" / "main.yml")}},
+        {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ {'inspected': __falco_inspected_units, "
+                                  "'without': __falco_units_to_stop} | to_json }}"}},
+        {"ansible.builtin.set_fact": {"__falco_inspection": {"units": units}}},
+        {"ansible.builtin.copy": {"dest": str(out) + ".with", "mode": "0600",
+                                  "content": "{{ __falco_units_to_stop | to_json }}"}},
+    ]}]
+    others = ["falco-kmod.service", "falco-bpf.service", "falco-modern-bpf.service", "falco-custom.service",
+              "falco-gone.service"]
+    rc, output, _recap = ansible_playbook(tmp_path, play, {
+        "__falco_other_units": others, "__falco_unit": "falco-modern-bpf.service",
+        "__falco_falcoctl_unit": "falcoctl-artifact-follow.service"})
+    assert rc == 0, output
+    before = json.loads(out.read_text())
+    besides_ours = [u for u in others if u != "falco-modern-bpf.service"]
+    assert before["inspected"] == besides_ours + ["falcoctl-artifact-follow.service"]
+    # Without an inspection (--tags falco_run alone) every other unit is stopped.
+    assert before["without"] == besides_ours
+    assert json.loads((tmp_path / "stop.json.with").read_text()) == ["falco-bpf.service", "falco-custom.service"]
