@@ -2,26 +2,15 @@
 
 import json
 import stat
-from contextlib import contextmanager
-from unittest import mock
+import sys
 from pathlib import Path
 
 import pytest
 
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils import basic
 from ansible_collections.fleetwatch.falco_stack.plugins.modules import falco_events as falco_events_module
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-    from unittest import mock
-
-    @contextmanager
-    def patch_module_args(args):
-        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
-            yield
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from module_runner import run_module_main  # noqa: E402
 
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -54,12 +43,7 @@ def warning_alert(hour, host="web-01"):
 
 
 def run_module(args, capsys):
-    # Modules run on the hosts; once a test in this process has imported controller code (a filter plugin's
-    # AnsibleFilterError), ansible-core would send module warnings to the controller's display instead.
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False):
-        with pytest.raises(SystemExit):
-            falco_events_module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(falco_events_module.main, args, capsys)
 
 
 @pytest.fixture

@@ -1,30 +1,19 @@
 """The falco_events module with source=directory: a central store in, merged and per-host summaries out."""
 
 import json
-from contextlib import contextmanager
+import sys
+from pathlib import Path
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible_collections.fleetwatch.falco_stack.plugins.modules import falco_events as falco_events_module
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-    from unittest import mock
-
-    @contextmanager
-    def patch_module_args(args):
-        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
-            yield
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from module_runner import run_module_main  # noqa: E402
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            falco_events_module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(falco_events_module.main, args, capsys)
 
 
 def alert(hour, host=None, proc="cat"):

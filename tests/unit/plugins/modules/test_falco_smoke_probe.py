@@ -1,28 +1,14 @@
 """The falco_smoke_probe module end to end, on a stand-in Falco host (tests/unit/fake_falco_host.py)."""
 
-import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
-import pytest
-
-from ansible.module_utils import _internal as module_utils_internal
-from ansible.module_utils import basic
 from ansible_collections.fleetwatch.falco_stack.plugins.modules import falco_smoke_probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from module_runner import run_module_main  # noqa: E402
 import fake_falco_host  # noqa: E402
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-    @contextmanager
-    def patch_module_args(args):
-        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
-            yield
 
 HOST = {"unit": "falco-modern-bpf.service", "hostname": "agent-7.example",
         "rules": {"Read sensitive file untrusted": True, "Write below binary dir": False,
@@ -34,10 +20,7 @@ HOST = {"unit": "falco-modern-bpf.service", "hostname": "agent-7.example",
 def run_module(tmp_path, monkeypatch, capsys, config, **args):
     bin_dir = fake_falco_host.install(tmp_path, config)
     monkeypatch.setenv("PATH", fake_falco_host.environment(bin_dir)["PATH"])
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False):
-        with pytest.raises(SystemExit):
-            falco_smoke_probe.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(falco_smoke_probe.main, args, capsys)
 
 
 def test_a_running_falco_is_described_with_its_rules_as_selected_and_its_outputs(tmp_path, monkeypatch, capsys):

@@ -11,28 +11,18 @@ import shutil
 import socket
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils import basic
 from ansible_collections.fleetwatch.falco_stack.plugins.module_utils import host_inspect as utils
 from ansible_collections.fleetwatch.falco_stack.plugins.modules import host_inspect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from module_runner import run_module_main  # noqa: E402
 from localplay import run_playbook  # noqa: E402
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core before 2.19
-    @contextmanager
-    def patch_module_args(args):
-        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload):
-            yield
 
 # systemd 252's is-enabled: prints each unit's state and stops at the first unit it does not know (exit 1);
 # is-active prints one line per unit. Unit states come from $FAKE/units ("name file_state active_state" lines).
@@ -106,10 +96,7 @@ def fake(tmp_path, monkeypatch):
 
 
 def run_module(capsys, **args):
-    with patch_module_args(args), mock.patch.object(module_utils_internal, "is_controller", False):
-        with pytest.raises(SystemExit):
-            host_inspect.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(host_inspect.main, args, capsys)
 
 
 def calls(fake):
