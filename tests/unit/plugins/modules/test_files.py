@@ -1,7 +1,6 @@
 """The files module run for real by ansible-playbook on this machine, against a temporary directory."""
 
 import grp
-import json
 import os
 import shutil
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from localplay import ansible_playbook, run_playbook  # noqa: E402
+from localplay import ansible_playbook, results, run_json  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-playbook not on PATH (activate the venv: . scripts/lib.sh; activate_venv)")
@@ -94,12 +93,9 @@ def test_a_missing_directory_is_an_error(tmp_path, target):
 def run(tmp_path, args, *flags):
     """The module's task result (JSON callback) for args, as ansible-playbook on localhost returned it."""
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"fleetwatch.falco_stack.files": args}]}]
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(json.dumps(play))
-    proc = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook),
-                        "-e", "ansible_python_interpreter=%s" % sys.executable, *flags,
-                        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
-    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    _rc, report, _output = run_json(tmp_path, play, {}, *flags)
+    result, = results(report, "fleetwatch.falco_stack.files")
+    return result
 
 
 def mode_of(path):

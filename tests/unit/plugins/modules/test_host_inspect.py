@@ -4,7 +4,6 @@ ansible-playbook in check mode."""
 
 import grp
 import hashlib
-import json
 import os
 import pwd
 import shutil
@@ -21,7 +20,7 @@ from ansible_collections.fleetwatch.falco_stack.plugins.modules import host_insp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from module_runner import run_module_main  # noqa: E402
-from localplay import run_playbook  # noqa: E402
+from localplay import results as localplay_results, run_json  # noqa: E402
 
 
 # systemd 252's is-enabled: prints each unit's state and stops at the first unit it does not know (exit 1);
@@ -266,15 +265,12 @@ def test_check_mode_reports_the_same_and_nothing_changes(tmp_path):
     tree.mkdir()
     (tree / "a.yml").write_text("a: 1\n")
     args = {"paths": [str(tree / "a.yml")], "list_dirs": [str(tree)]}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"fleetwatch.falco_stack.host_inspect": args}]}]
     results = []
     for flags in ([], ["--check", "--diff"]):
-        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"fleetwatch.falco_stack.host_inspect": args}]}]
-        playbook = tmp_path / "play.json"
-        playbook.write_text(json.dumps(play))
-        proc = run_playbook(tmp_path, "-i", "localhost,", "-c", "local", str(playbook),
-                            "-e", "ansible_python_interpreter=%s" % sys.executable, *flags,
-                            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
-        results.append(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"])
+        _rc, report, _output = run_json(tmp_path, play, {}, *flags)
+        results += localplay_results(report, "fleetwatch.falco_stack.host_inspect")
+    assert len(results) == 2, results
     for result in results:
         assert result["changed"] is False and not result.get("failed"), result
         assert result["paths"][str(tree / "a.yml")]["sha1"] == hashlib.sha1(b"a: 1\n").hexdigest()
