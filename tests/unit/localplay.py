@@ -110,7 +110,7 @@ def failures(tmp_path, play, extra_vars, *args):
 
 
 def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="localhost", templates=(), facts=None):
-    """Load a role's defaults, vars/Debian.yml (if any) and vars/main.yml as its tasks see them; return {key: value}.
+    """Load a role's defaults and vars/main.yml as its tasks see them; return {key: value}.
 
     ``names`` maps each returned key to a variable of the role. Role variables under test go in as extra vars,
     since include_vars outranks the inventory. ``facts`` (name: expression) are set with set_fact next, as the role's
@@ -120,8 +120,10 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
     role_dir = REPO / "roles" / role
     out = tmp_path / "out.json"
     listing = ", ".join("%s: %s" % (json.dumps(key), var) for key, var in names.items())
-    tasks = [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
-             for path in ("defaults/main.yml", "vars/Debian.yml", "vars/main.yml") if (role_dir / path).is_file()]
+    # The distribution and platform first, as the roles' preflight learns them (this machine's: the Debian family).
+    tasks = [{"ansible.builtin.setup": {"gather_subset": ["!all", "!min", "distribution", "platform"]}}]
+    tasks += [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
+              for path in ("defaults/main.yml", "vars/main.yml") if (role_dir / path).is_file()]
     if facts:
         tasks.append({"ansible.builtin.set_fact": dict(facts)})
     for template in templates:
