@@ -13,7 +13,6 @@ from __future__ import annotations
 __metaclass__ = type
 
 import grp
-import hashlib
 import os
 import pwd
 import socket
@@ -71,18 +70,10 @@ def _name(lookup, number):
         return str(number)
 
 
-def _sha1(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def path_state(path):
+def path_state(path, sha1):
     """The state of one path (not following a last symbolic link), or None when it does not exist (or is a broken
-    link). Mode is octal without leading zeros, uid and gid are strings, as stat(1) prints them; files get a SHA-1 of
-    what they hold (through a link too)."""
+    link). Mode is octal without leading zeros, uid and gid are strings, as stat(1) prints them; files get the SHA-1
+    of what they hold (through a link too) from sha1 (the module's AnsibleModule.sha1, as the files module compares)."""
     if not os.path.exists(path):
         return None
     info = os.lstat(path)
@@ -92,15 +83,15 @@ def path_state(path):
     if state["type"] == "regular file" and info.st_size == 0:
         state["type"] = "regular empty file"
     if os.path.isfile(path):
-        state["sha1"] = _sha1(path)
+        state["sha1"] = sha1(path)
     return state
 
 
-def path_states(paths):
+def path_states(paths, sha1):
     """Path -> state for each path that exists."""
     states = {}
     for path in paths:
-        state = path_state(path)
+        state = path_state(path, sha1)
         if state is not None:
             states[path] = state
     return states

@@ -232,7 +232,7 @@ def main():
 
     ids = os_release()
     result = dict(changed=False, os_family=os_family(ids), os_ids=ids,
-                  paths=path_states(params["paths"]),
+                  paths=path_states(params["paths"], module.sha1),
                   listings={directory: listing(directory) for directory in params["list_dirs"]},
                   units=unit_states(run, find("systemctl") if params["units"] else None, params["units"]),
                   packages=package_versions(run, find("dpkg-query") if params["packages"] else None,
