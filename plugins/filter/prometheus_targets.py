@@ -21,6 +21,8 @@ description:
   - Reads each target host's variables once (the expensive part of a big inventory is computing a host's variables),
     so the cost grows linearly with the fleet. Values a host leaves unset come from O(defaults), the other roles'
     defaults, which are not in hostvars.
+  - Of O(defaults) only the variables the targets depend on are read, each once (a role's defaults file holds
+    others, such as certificate lookups meant for its own hosts, which are never rendered here).
   - Plain values (numbers, booleans, strings that cannot hold a template) are taken as the inventory gives them
     (C(hostvars.raw_get)); only values that can hold a template are read through C(hostvars[host]), which templates
     them with the host's variables.
@@ -45,8 +47,10 @@ options:
     type: dict
     default: {}
   defaults:
-    description: Values for host variables a host leaves unset.
-    type: dict
+    description:
+      - Values for host variables a host leaves unset, a dict or a list of dicts (the other roles' defaults files,
+        each read with C(include_vars)); the first that holds a variable gives its value.
+    type: raw
     required: true
   label_vars:
     description: Host variables copied into target labels where a host sets them.
@@ -125,6 +129,28 @@ def _may_template(value):
     return True
 
 
+# The host variables the targets depend on; the only ones taken from the defaults.
+TARGET_VARS = (
+    "node_exporter_web_listen_address", "node_exporter_tls_enabled", "node_exporter_basic_auth_users",
+    "falco_version", "falco_metrics_enabled", "falco_metrics_port", "falco_metrics_tls_enabled", "falco_grpc_enabled",
+    "falco_exporter_listen_address", "falco_exporter_tls_enabled", "falco_exporter_basic_auth_users",
+    "docker_metrics_port", "falcosidekick_listen_port",
+)
+
+
+def _target_defaults(defaults):
+    """The defaults of TARGET_VARS as one plain dict, each value read (and so templated by Ansible) once: a lazy
+    container hands a value out templated on every access, and the walk asks for them once per host."""
+    sources = defaults if isinstance(defaults, (list, tuple)) else [defaults]
+    found = {}
+    for key in TARGET_VARS:
+        for source in sources:
+            if key in source:
+                found[key] = source[key]
+                break
+    return found
+
+
 class _Host:
     """One host's variables, computed once, with the other roles' defaults behind them."""
 
@@ -197,7 +223,7 @@ def prometheus_targets(hostvars, defaults, label_vars, job_hosts=None, address_v
                        native_min_version="0.39.0", grpc_removed_version="0.44.0", with_groups=True, job_groups=None,
                        groups=None):
     job_hosts = _job_members(job_hosts or {}, job_groups or {}, groups or {})
-    defaults = dict(defaults.items())
+    defaults = _target_defaults(defaults)
     hosts = {}
     order = []
     for kind in ("node-exporter", "falco", "docker-exporter", "falcosidekick"):

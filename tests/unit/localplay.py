@@ -124,6 +124,11 @@ def render_role_vars(tmp_path, role, names, extra_vars, inventory=None, host="lo
     tasks = [{"ansible.builtin.setup": {"gather_subset": ["!all", "!min", "distribution", "platform"]}}]
     tasks += [{"ansible.builtin.include_vars": {"file": str(role_dir / path)}}
               for path in ("defaults/main.yml", "vars/main.yml") if (role_dir / path).is_file()]
+    if role == "prometheus":
+        # As its preflight reads them, before the fact the targets come from.
+        tasks.append({"ansible.builtin.include_vars": {"file": str(REPO / "roles" / "{{ item }}" / "defaults" / "main.yml"),
+                                                       "name": "__prometheus_defaults_of_{{ item }}"},
+                      "loop": "{{ __prometheus_target_roles }}"})
     if facts:
         tasks.append({"ansible.builtin.set_fact": dict(facts)})
     for template in templates:

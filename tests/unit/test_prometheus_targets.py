@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import yaml
 
-from localplay import REPO, render_prometheus, render_role_vars, target_groups
+from localplay import PROMETHEUS_FACTS, REPO, render_prometheus, render_role_vars, target_groups
 
 ANSIBLE = shutil.which("ansible-playbook")
 pytestmark = pytest.mark.skipif(ANSIBLE is None, reason="ansible-playbook not found (activate the venv)")
@@ -266,33 +266,32 @@ def test_the_file_holds_every_section_in_order_and_the_tls_jobs_share_their_sett
     assert "secret" not in text
 
 
-# The prometheus role's copy of other roles' defaults (vars/main.yml, __prometheus_target_var_defaults) is read where a
-# target host leaves the variable unset. Entries that differ from the owning role's default on purpose:
-PORT_ONLY = {"falco_exporter_listen_address"}  # only the port is read
-# The owning roles look the fleet's users up (fleet_pki) under the same condition; only whether there are any matters.
-SAME_CONDITION = {"node_exporter_basic_auth_users", "falco_exporter_basic_auth_users"}
-NO_ROLE = {"docker_metrics_port"}  # Docker's own metrics endpoint: no role of the collection sets it
+def role_default(role, name):
+    return yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text())[name]
 
 
-def test_the_copy_of_other_roles_defaults_matches_those_roles():
-    role_defaults = {}
-    for role in ("node_exporter", "falco", "falco_exporter", "falcosidekick"):
-        role_defaults.update(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
-    copy = yaml.safe_load((REPO / "roles" / "prometheus" / "vars" / "main.yml").read_text())[
-        "__prometheus_target_var_defaults"]
-    for name in NO_ROLE:
-        assert name not in role_defaults, "%s is now a role default: compare the copy with it" % name
-    differing = []
-    for name, value in copy.items():
-        if name in NO_ROLE:
-            continue
-        assert name in role_defaults, "%s is in the copy but no role defaults it" % name
-        if name in PORT_ONLY:
-            same = str(value).rsplit(":", 1)[-1] == str(role_defaults[name]).rsplit(":", 1)[-1]
-        elif name in SAME_CONDITION:
-            same = value.split(" if ", 1)[1] == role_defaults[name].split(" if ", 1)[1]
-        else:
-            same = value == role_defaults[name]
-        if not same:
-            differing.append("%s: %r in the copy, %r in the role" % (name, value, role_defaults[name]))
-    assert not differing, "keep __prometheus_target_var_defaults in step: " + "; ".join(differing)
+def test_a_host_that_sets_nothing_is_scraped_at_the_owning_roles_defaults(tmp_path):
+    """Role defaults are not in hostvars: preflight reads the exporters' roles' own defaults files."""
+    targets = render(tmp_path)["targets"]
+    node_port = role_default("node_exporter", "node_exporter_web_listen_address").rsplit(":", 1)[1]
+    assert by_host(targets["node-exporter"])["new-agent"][0] == ["new-agent:%s" % node_port]
+    assert by_host(targets["falco"])["new-agent"][0] == ["new-agent:%s" % role_default("falco", "falco_metrics_port")]
+    sidekick_port = role_default("falcosidekick", "falcosidekick_listen_port")
+    assert by_host(targets["falcosidekick"])["mon"][0] == ["mon:%s" % sidekick_port]
+    # falco_version: a host on the default version gets native metrics, not the gRPC path.
+    assert "new-agent" not in by_host(targets["falco-exporter"])
+
+
+def test_the_fleet_switch_in_the_roles_defaults_puts_hosts_on_tls_without_rendering_their_certificates(tmp_path):
+    """With fleetwatch_tls_enabled the exporters' defaults turn TLS and basic auth on; the same files' certificate
+    lookups (meant for each role's own hosts) are never rendered here: the PKI directory is empty."""
+    extra = {"prometheus_docker_groups": ["docker_hosts"], "fleetwatch_tls_enabled": True,
+             "fleetwatch_scrape_password": "s3cret", "fleetwatch_pki_dir": str(tmp_path / "no-pki")}
+    # The targets only: prometheus.yml itself would read the CA.
+    rendered = render_role_vars(tmp_path, "prometheus", {"files": "__prometheus_scrape.files",
+                                                         "basic_auth_hosts": "__prometheus_scrape.basic_auth_hosts"},
+                                extra, inventory=INVENTORY, host="mon", facts=PROMETHEUS_FACTS)
+    targets = target_groups(rendered["files"])
+    assert "new-agent" in by_host(targets["node-exporter-tls"]) and "new-agent" in by_host(targets["falco-tls"])
+    assert "new-agent" in rendered["basic_auth_hosts"]
+    assert not (tmp_path / "no-pki").exists()

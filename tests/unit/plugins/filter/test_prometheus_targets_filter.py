@@ -291,3 +291,31 @@ def test_with_ansibles_own_hostvars_plain_hosts_are_computed_once_and_templates_
                                 "templated": {"host": "templated", "cloud": "gcp", "site": "gcp-west"}}
     # Computing a host's variables is the costly step: once per host, once more for a host whose values are templates.
     assert sorted(computed) == ["plain", "templated", "templated"]
+
+
+class GuardedDefaults(dict):
+    """A role's defaults file as include_vars gives it: reading a value renders it, so every read is recorded."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read = []
+
+    def __getitem__(self, key):
+        self.read.append(key)
+        return super().__getitem__(key)
+
+    def items(self):
+        raise AssertionError("the filter walked every value of a defaults file")
+
+
+def test_defaults_from_several_roles_files_read_only_the_target_variables_once_each():
+    node = GuardedDefaults({"node_exporter_web_listen_address": "0.0.0.0:9111", "node_exporter_tls_cert": "LOOKUP"})
+    falco = GuardedDefaults({"falco_metrics_port": 8000, "falco_metrics_tls_cert": "LOOKUP",
+                             "node_exporter_web_listen_address": "ignored: the first file that holds it wins"})
+    rest = {k: v for k, v in DEFAULTS.items() if k not in ("node_exporter_web_listen_address", "falco_metrics_port")}
+    hostvars = {name: {} for name in ("a", "b", "c")}
+    result = targets(hostvars, defaults=[node, falco, rest])
+    groups = {job: json.loads(text) for job, text in result["files"].items()}
+    assert [g["targets"] for g in groups["node-exporter"]] == [["a:9111"], ["b:9111"], ["c:9111"]]
+    assert [g["targets"] for g in groups["falco"]] == [["a:8000"], ["b:8000"], ["c:8000"]]
+    assert node.read == ["node_exporter_web_listen_address"] and falco.read == ["falco_metrics_port"]
