@@ -15,7 +15,7 @@ PLAYBOOKS = REPO / "playbooks"
 
 
 def warnings_of(tmp_path, falco_hosts):
-    """Run playbooks/report_unscraped.yml; return the lines of its warning ([] when it printed none)."""
+    """Run playbooks/report_unscraped.yml; return its warnings, one per host ([] when it printed none)."""
     inventory = {"all": {"vars": {"ansible_python_interpreter": sys.executable}, "children": {
         "monitoring": {"hosts": {"mon-1": {"ansible_connection": "local"}}},
         # Fleet hosts are never contacted: the report reads their inventory variables only.
@@ -29,8 +29,8 @@ def warnings_of(tmp_path, falco_hosts):
     for play in report["plays"]:
         for task in play["tasks"]:
             for result in task["hosts"].values():
-                if result.get("action") == "ansible.builtin.debug" and not result.get("skipped"):
-                    lines.extend(result["msg"])
+                if result.get("action") == "ansible.builtin.debug":
+                    lines.extend(item["msg"] for item in result.get("results", []) if not item.get("skipped"))
     return lines
 
 
@@ -41,12 +41,12 @@ def test_unscraped_falco_hosts_are_named_with_what_to_set(tmp_path):
         "quiet-043": {"falco_version": "0.43.1", "falco_metrics_enabled": False},
         "web-044": {}})
     assert lines == [
-        "WARNING: Prometheus on mon-1 scrapes no Falco metrics from these hosts:",
-        "tutorial-no-grpc (Falco 0.31.1, falco_grpc_enabled false): set falco_grpc_enabled: true and add the host to "
-        "group falco_exporter (role falco_exporter), or upgrade to falco_version 0.39 or newer, which serves native "
-        "metrics",
-        "quiet-043 (Falco 0.43.1, falco_grpc_enabled false): set falco_grpc_enabled: true and add the host to group "
-        "falco_exporter (role falco_exporter), or set falco_metrics_enabled: true"]
+        "WARNING: Prometheus on mon-1 scrapes no Falco metrics from tutorial-no-grpc (Falco 0.31.1, falco_grpc_enabled"
+        " false): set falco_grpc_enabled: true and add the host to group falco_exporter (role falco_exporter), or"
+        " upgrade to falco_version 0.39 or newer, which serves native metrics",
+        "WARNING: Prometheus on mon-1 scrapes no Falco metrics from quiet-043 (Falco 0.43.1, falco_grpc_enabled"
+        " false): set falco_grpc_enabled: true and add the host to group falco_exporter (role falco_exporter), or set"
+        " falco_metrics_enabled: true"]
 
 
 def test_no_warning_when_every_falco_host_is_scraped(tmp_path):
