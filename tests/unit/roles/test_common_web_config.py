@@ -31,11 +31,10 @@ def key_and_cert(tmp_path, name):
 def web_config(tmp_path, web_dir, web):
     paths = [str(web_dir / name) for name in ("web.crt", "web.key", "web-config.yml")]
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "inspect"},
-         "vars": {"__common_inspect_paths": paths}},
+        {"fleetwatch.falco_stack.host_inspect": {"paths": paths}, "register": "inspection"},
         {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "web_config"},
          "vars": {"__common_web": dict({"dir": str(web_dir), "group": "daemon", "validate": "/usr/bin/promtool check web-config %s",
-                                        "inspected": "{{ __common_inspection.paths }}"}, **web)}}]}]
+                                        "inspected": "{{ inspection.paths }}"}, **web)}}]}]
     rc, report, output = run_json(tmp_path, play, {})
     assert rc == 0, output[-3000:]
     return output, report

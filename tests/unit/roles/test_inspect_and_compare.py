@@ -1,5 +1,5 @@
-"""_common's one-shot inspection (tasks/inspect.yml, module host_inspect) run for real on this machine against a
-temporary directory, and its report read by the differing_paths filter the way the roles read it."""
+"""The roles' one-shot inspection (module host_inspect, called as the roles call it from a play) run for real on this
+machine against a temporary directory, and its report read by the differing_paths filter the way the roles read it."""
 
 import grp
 import hashlib
@@ -23,13 +23,12 @@ pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
 
 def inspect(tmp_path, paths, list_dirs, extra=None, unloaded=None):
     out = tmp_path / "inspection.json"
-    include_vars = dict({"__common_inspect_paths": paths, "__common_inspect_list_dirs": list_dirs}, **(extra or {}))
+    args = dict({"paths": paths, "list_dirs": list_dirs}, **(extra or {}))
     if unloaded is not None:
-        include_vars["__common_inspect_unloaded"] = unloaded
+        args["unloaded"] = unloaded
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack._common", "tasks_from": "inspect"},
-         "vars": include_vars},
-        {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ __common_inspection | to_json }}"}}]}]
+        {"fleetwatch.falco_stack.host_inspect": args, "register": "inspection"},
+        {"ansible.builtin.copy": {"dest": str(out), "mode": "0600", "content": "{{ inspection | to_json }}"}}]}]
     rc, output, recap = ansible_playbook(tmp_path, play, {})
     assert rc == 0, output
     return json.loads(out.read_text()), recap
@@ -51,8 +50,7 @@ def tree(tmp_path):
 def test_the_report_lists_state_content_and_files(tmp_path, tree):
     missing = str(tree / "scrape-ca.crt")
     report, recap = inspect(tmp_path, [str(tree), str(tree / "prometheus.yml"), missing], [str(tree / "rules")],
-                            {"__common_inspect_executables": ["sh", "no-such-command"],
-                             "__common_inspect_sockets": [str(tree)]})
+                            {"executables": ["sh", "no-such-command"], "sockets": [str(tree)]})
     assert recap["changed"] == 1  # the test's own copy of the report; the inspection changes nothing
     assert report["executables"] == {"sh": shutil.which("sh"), "no-such-command": None}
     assert report["sockets"] == {str(tree): False}
