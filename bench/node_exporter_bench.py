@@ -109,7 +109,7 @@ def compare(args, tmp, inventory, env, floor_play):
     result = {"ours converge": timed(ours, env)[0], "theirs converge": timed(theirs, env)[0]}
     serves_metrics(inventory, "bench-cmp-ours,bench-cmp-theirs", env)
     runs = {"ours floor": [], "ours re-run": [], "theirs floor": [], "theirs re-run": []}
-    for _ in range(args.repeat):
+    for run in range(args.repeat):
         # Alternating, so that the machine's load reaches both roles alike.
         for who, host, play in (("ours", "bench-cmp-ours", ours), ("theirs", "bench-cmp-theirs", theirs)):
             runs[who + " floor"].append(timed(["ansible-playbook", "-i", str(inventory), str(floor_play),
@@ -130,9 +130,9 @@ def run_lab(args, tmp, inventory, env):
         playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "node_exporter.yml"),
                     "--limit", OURS]
         floor = [timed(["ansible-playbook", "-i", str(inventory), str(floor_play), "--limit", OURS], env)[0]
-                 for _ in range(args.repeat)]
+                 for run in range(args.repeat)]
         result = {"floor": statistics.median(floor), "converge": timed(playbook, env)[0]}
-        result["re-run"] = statistics.median([rerun(playbook, env, 2) for _ in range(args.repeat)])
+        result["re-run"] = statistics.median([rerun(playbook, env, 2) for run in range(args.repeat)])
         if args.prometheus_community:
             result.update(compare(args, tmp, inventory, env, floor_play))
         return result
