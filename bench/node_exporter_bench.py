@@ -10,7 +10,7 @@ With --prometheus-community GITDIR (a git clone of prometheus-community/ansible)
 beside prometheus.prometheus's node_exporter role, each alone on a lab host of the same kind: ours in package mode,
 theirs installing its binary (from 127.0.0.1, prometheus_community.py). It times each one's first converge and
 re-runs, alternating, each against a one-task play on its host, checks both hosts serve metrics, and prints
-ours / theirs for the re-run. Goal (issue 18): at most 0.5.
+ours / theirs for the re-run. Goal: at most 0.5.
 Run from a machine set up by scripts/setup.sh:  scripts/bench.sh node_exporter [--prometheus-community GITDIR]
 """
 
