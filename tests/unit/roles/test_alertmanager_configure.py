@@ -9,7 +9,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from localplay import NEEDS_ANSIBLE_PLAYBOOK, group_exists, results, run_json  # noqa: E402
 
-ROLE_VARS = Path(__file__).resolve().parents[3] / "roles" / "alertmanager" / "vars" / "Debian.yml"
 SECRET = "fault-secret-8v1Qx"
 
 
@@ -23,8 +22,9 @@ pytestmark = [
 
 def configure(tmp_path, *args, phases=("configure",), **role_vars):
     config_dir = tmp_path / "alertmanager"
+    # The distribution as preflight learns it: package mode's names come from the role's map for this family.
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"ansible.builtin.include_vars": {"file": str(ROLE_VARS)}}] + [
+        {"ansible.builtin.setup": {"gather_subset": ["!all", "!min", "distribution"]}}] + [
         {"ansible.builtin.include_role": {"name": "fleetwatch.falco_stack.alertmanager", "tasks_from": phase}}
         for phase in phases]}]
     variables = dict({"alertmanager_config_dir": str(config_dir),
