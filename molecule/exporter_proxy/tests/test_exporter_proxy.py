@@ -7,7 +7,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import http_get, run_playbook  # noqa: E402
+from labtest import http_get, run_playbook_json  # noqa: E402
 
 # The same proxy on Debian 12 (xp-agent) and Debian 13 (xp-agent-13).
 NAMES = ["xp-agent", "xp-agent-13"]
@@ -20,6 +20,15 @@ URL = "https://localhost:9376/metrics"
 @pytest.fixture(params=NAMES)
 def name(request):
     return request.param
+
+
+def run(playbook, *args):
+    """A playbook of the scenario again with args: (exit code, the JSON callback's report, the whole output: console
+    and report). The tests read what the run did from the report (the recap in its "stats"), never from printed
+    lines or task names."""
+    rc, report, output = run_playbook_json(playbook, *args)
+    assert report is not None, output[-3000:]
+    return rc, report, output
 
 
 def get(name, url, user=None, password=None, cafile=None):
@@ -74,24 +83,29 @@ def test_key_and_config_permissions(name):
 
 
 def test_check_mode_on_the_converged_host_changes_nothing():
-    rc, output, recap = run_playbook("converge.yml", "--check")
+    rc, report, output = run("converge.yml", "--check")
     assert rc == 0, output[-3000:]
-    assert [recap[name]["changed"] for name in NAMES] == [0, 0], output[-3000:]
+    assert [report["stats"][name]["changed"] for name in NAMES] == [0, 0], report["stats"]
 
 
-def test_verbose_run_does_not_log_the_password():
-    rc, output, recap = run_playbook("converge.yml", "-vvv")
+def test_verbose_run_does_not_log_the_password(monkeypatch):
+    # -vvv's lines go to stderr so that stdout holds the report alone; the output read below is both, so the password
+    # is looked for in everything a user would see: the verbose console lines and every result of the report (the
+    # callback keeps each result whole, module arguments included).
+    monkeypatch.setenv("ANSIBLE_VERBOSE_TO_STDERR", "1")
+    rc, report, output = run("converge.yml", "-vvv")
     assert rc == 0, output[-3000:]
-    assert [recap[name]["changed"] for name in NAMES] == [0, 0]
+    assert [report["stats"][name]["changed"] for name in NAMES] == [0, 0], report["stats"]
+    assert "Using module file" in output, "no -vvv lines in the output"
     assert PASSWORD not in output
 
 
 def test_zz_turning_the_proxy_off_frees_the_port():
     # Last in the file (pytest runs in file order): removes what the converge set up.
-    rc, output, recap = run_playbook("proxy_off.yml")
+    rc, report, output = run("proxy_off.yml")
     assert rc == 0, output[-3000:]
     for name, host in HOSTS.items():
-        assert recap[name]["changed"] >= 1
+        assert report["stats"][name]["changed"] >= 1, report["stats"]
         assert "9376" not in listening_ports(name)
         assert not host.file("/etc/caddy/Caddyfile").exists
         assert not host.file("/etc/caddy/fleetwatch-falco-exporter").exists

@@ -18,7 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from labtest import (  # noqa: E402
-    assert_reached_over_ssh, changes, get_json, http_get, ready, run_playbook, run_playbook_json, wait_for)
+    assert_reached_over_ssh, changes, failures, get_json, http_get, ready, results, run_playbook_json, wait_for)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_TEMPLATE = REPO_ROOT / "roles" / "prometheus" / "templates" / "falco-alerts.yml.j2"
@@ -38,6 +38,20 @@ NODE_TARGETS = {("prometheus", "mon-prom", "onprem"), ("node-exporter", "mon-pro
                 ("node-exporter", "mon-fleet-a", "cloud-a"), ("node-exporter", "mon-fleet-b", "cloud-b")}
 FALCO_TARGETS = {("falco", "mon-fleet-a", "cloud-a"), ("falco", "mon-fleet-b", "cloud-b"),
                  ("falco-exporter", "mon-fleet-b", "cloud-b")}
+
+
+def converge(*args):
+    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
+    read what the run did from the report (the recap in its "stats", results, the refusals' messages), never from
+    printed lines or task names."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    assert report is not None, output[-3000:]
+    return rc, report, output[-3000:]
+
+
+def refused(report, host, text):
+    """The messages of what failed on host that contain text."""
+    return [m for m in failures(report, host) if text in m]
 
 
 def mon_json(url, params=None):
@@ -143,8 +157,8 @@ def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_
         assert wait_for(lambda: wanted <= up_targets(), timeout=60), "the YAML-era targets did not come up"
         pid = main_pid()
         started = time.monotonic()
-        rc, report, output = run_playbook_json("converge.yml", "--limit", "mon-prom")
-        assert rc == 0, output[-3000:]
+        rc, report, output = converge("--limit", "mon-prom")
+        assert rc == 0, output
         elapsed = int(time.monotonic() - started)
         assert set(MON.check_output("ls %s" % TARGETS_DIR).split()) == {"%s.json" % name for name in FILE_SD_JOBS}
         config = yaml.safe_load(get_json(MON, "http://localhost:9090/api/v1/status/config")["data"]["yaml"])
@@ -167,7 +181,7 @@ def test_a_host_converged_with_yaml_target_files_moves_to_json_without_losing_a_
         assert not short, "targets with gaps in the %d s of the run: %s" % (elapsed, short)
     finally:
         if rc != 0:
-            run_playbook("converge.yml", "--limit", "mon-prom")
+            run_playbook_json("converge.yml", "--limit", "mon-prom")
 
 
 def test_tls_exporter_is_scraped_over_verified_https_with_basic_auth():
@@ -277,9 +291,9 @@ def test_critical_falco_event_fires_and_reaches_the_webhook():
 # --- Re-runs: check mode, adding a host, a configuration change, refusals --------------------------------------------
 
 def test_check_mode_on_the_converged_lab_reports_no_change():
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    rc, report, output = converge("--check", "--diff")
     assert rc == 0, output
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+    assert report["stats"] and all(r["changed"] == 0 and r["failures"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_adding_a_host_to_the_inventory_adds_its_targets_without_a_restart(tmp_path):
@@ -288,9 +302,9 @@ def test_adding_a_host_to_the_inventory_adds_its_targets_without_a_restart(tmp_p
     added.write_text("all:\n  children:\n    falco:\n      hosts:\n        mon-spare:\n")
     try:
         # Only the monitoring host is in --limit: the new host's targets come from the inventory, not its facts.
-        rc, output, recap = run_playbook("converge.yml", "-i", str(added), "--limit", "mon-prom")
+        rc, report, output = converge("-i", str(added), "--limit", "mon-prom")
         assert rc == 0, output
-        assert set(recap) == {"mon-prom"}
+        assert set(report["stats"]) == {"mon-prom"}, report["stats"]
         wanted = {("node-exporter", "mon-spare", "cloud-c")} | (
             {("falco", "mon-spare", "cloud-c")} if HAS_FALCO_FIXTURE else set())
         got = wait_for(lambda: wanted <= up_targets() and up_targets(), timeout=60)
@@ -298,7 +312,7 @@ def test_adding_a_host_to_the_inventory_adds_its_targets_without_a_restart(tmp_p
         assert main_pid() == pid
         assert own_metric("process_start_time_seconds") == started
     finally:
-        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        rc, _report, output = converge("--limit", "mon-prom")
         assert rc == 0, output
     gone = wait_for(lambda: not any(t[1] == "mon-spare" for t in up_targets()), timeout=60)
     assert gone, "mon-spare's targets stayed after it left the inventory"
@@ -309,8 +323,8 @@ def test_a_configuration_change_reloads_without_a_restart():
     pid, reloaded = main_pid(), own_metric("prometheus_config_last_reload_success_timestamp_seconds")
     time.sleep(1)
     try:
-        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom",
-                                          "-e", '{"prometheus_external_labels": {"monitor": "fleetwatch-lab-changed"}}')
+        rc, _report, output = converge("--limit", "mon-prom",
+                                       "-e", '{"prometheus_external_labels": {"monitor": "fleetwatch-lab-changed"}}')
         assert rc == 0, output
         config = mon_json("http://localhost:9090/api/v1/status/config")["data"]["yaml"]
         assert "fleetwatch-lab-changed" in config
@@ -318,7 +332,7 @@ def test_a_configuration_change_reloads_without_a_restart():
         assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
         assert main_pid() == pid
     finally:
-        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        rc, _report, output = converge("--limit", "mon-prom")
         assert rc == 0, output
 
 
@@ -335,15 +349,19 @@ def test_a_new_rule_on_the_converged_host_is_checked_written_and_reloaded():
     pid, reloaded = main_pid(), own_metric("prometheus_config_last_reload_success_timestamp_seconds")
     time.sleep(1)
     try:
-        rc, output, recap = run_playbook("converge.yml", *configure, "--check", "--diff", "-e", json.dumps(good))
+        rc, report, output = converge(*configure, "--check", "--diff", "-e", json.dumps(good))
         assert rc == 0, output
-        assert recap["mon-prom"]["changed"] >= 1 and "FixtureExtraRule" in output, output
+        assert report["stats"]["mon-prom"]["changed"] >= 1, report["stats"]
+        # The files module's --diff shows the new rule file with the rule in it.
+        shown = [d.get("after") for r in results(report, "mon-prom", "fleetwatch.falco_stack.files")
+                 for d in r.get("diff", []) if d.get("before_header") == rule_file]
+        assert [a for a in shown if isinstance(a, str) and "FixtureExtraRule" in a], shown
         assert not MON.file(rule_file).exists
-        rc, output, recap = run_playbook("converge.yml", *configure, "-e", json.dumps(broken))
-        assert rc != 0 and "failed to validate" in output, output
+        rc, report, output = converge(*configure, "-e", json.dumps(broken))
+        assert rc != 0 and refused(report, "mon-prom", "failed to validate"), (failures(report, "mon-prom"), output)
         assert not MON.file(rule_file).exists
         assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") == reloaded
-        rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", json.dumps(good))
+        rc, _report, output = converge("--limit", "mon-prom", "-e", json.dumps(good))
         assert rc == 0, output
         assert "FixtureExtraRule" in MON.file(rule_file).content_string
         assert own_metric("prometheus_config_last_reload_success_timestamp_seconds") > reloaded
@@ -354,32 +372,34 @@ def test_a_new_rule_on_the_converged_host_is_checked_written_and_reloaded():
         assert wait_for(loaded, timeout=30), "the new rule was not loaded"
         assert main_pid() == pid
     finally:
-        rc, output, _recap = run_playbook("converge.yml", "--limit", "mon-prom")
+        rc, _report, output = converge("--limit", "mon-prom")
         assert rc == 0, output
     assert not MON.file(rule_file).exists, "a rule file the role no longer ships stayed"
 
 
 def test_misspelled_variable_fails_with_a_suggestion():
-    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", "prometheus_retention_tme=30d")
+    rc, report, output = converge("--limit", "mon-prom", "-e", "prometheus_retention_tme=30d")
     assert rc != 0
-    assert "prometheus_retention_tme (did you mean prometheus_retention_time?)" in output
-    assert all(r["changed"] == 0 for r in recap.values()), output
+    assert refused(report, "mon-prom", "prometheus_retention_tme (did you mean prometheus_retention_time?)"), (
+        failures(report, "mon-prom"), output)
+    assert all(r["changed"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_exporter_with_basic_auth_needs_scrape_credentials():
-    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", '{"prometheus_scrape_basic_auth": {}}')
+    rc, report, output = converge("--limit", "mon-prom", "-e", '{"prometheus_scrape_basic_auth": {}}')
     assert rc != 0
-    assert ("mon-fleet-b ask for basic auth (node_exporter_basic_auth_users or falco_exporter_basic_auth_users), so set"
-            " prometheus_scrape_basic_auth") in output, output[-3000:]
-    assert recap["mon-prom"]["changed"] == 0
+    assert refused(report, "mon-prom", "mon-fleet-b ask for basic auth (node_exporter_basic_auth_users or "
+                   "falco_exporter_basic_auth_users), so set prometheus_scrape_basic_auth"), (failures(report, "mon-prom"), output)
+    assert report["stats"]["mon-prom"]["changed"] == 0, report["stats"]
     assert MON.file("/etc/prometheus/scrape-password").exists
 
 
 def test_agent_mode_without_remote_write_is_refused():
-    rc, output, recap = run_playbook("converge.yml", "--limit", "mon-prom", "-e", "prometheus_agent_mode=true")
+    rc, report, output = converge("--limit", "mon-prom", "-e", "prometheus_agent_mode=true")
     assert rc != 0
-    assert "prometheus_agent_mode needs at least one prometheus_remote_write" in output
-    assert recap["mon-prom"]["changed"] == 0
+    assert refused(report, "mon-prom", "prometheus_agent_mode needs at least one prometheus_remote_write"), (
+        failures(report, "mon-prom"), output)
+    assert report["stats"]["mon-prom"]["changed"] == 0, report["stats"]
 
 
 # --- Last: a restart keeps the data ------------------------------------------------------------------------------------

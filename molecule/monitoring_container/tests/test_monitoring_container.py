@@ -11,7 +11,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import get_json, query, ready, run_playbook, wait_for  # noqa: E402
+from labtest import failures, get_json, query, ready, run_playbook_json, wait_for  # noqa: E402
 
 CENTRAL = testinfra.get_host("podman://monc-central")
 EDGE = testinfra.get_host("podman://monc-edge")
@@ -20,6 +20,15 @@ PROMETHEUS_IMAGE = "localhost/fleetwatch-test/prometheus:v2.42.0-debian12"
 ALERTMANAGER_IMAGE = "localhost/fleetwatch-test/alertmanager:v0.25.0-debian12"
 # node_exporter hosts and their cloud label, scraped by both container Prometheus servers.
 FLEET = {("monc-edge", "cloud-edge"), ("monc-server", "cloud-dc")}
+
+
+def converge(*args):
+    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
+    read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
+    lines or task names."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    assert report is not None, output[-3000:]
+    return rc, report, output[-3000:]
 
 
 def inspect(host, name):
@@ -126,18 +135,19 @@ def test_alerts_reach_the_alertmanager_container():
 # --- Re-runs ---------------------------------------------------------------------------------------------------------
 
 def test_check_mode_on_the_converged_lab_reports_no_change():
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
-    assert rc == 0, output[-3000:]
-    assert set(recap) == {"monc-central", "monc-edge", "monc-server"}, output[-3000:]
-    assert all(r["changed"] == 0 for r in recap.values()), output[-3000:]
+    rc, report, output = converge("--check", "--diff")
+    assert rc == 0, output
+    assert set(report["stats"]) == {"monc-central", "monc-edge", "monc-server"}, report["stats"]
+    assert all(r["changed"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_agent_mode_with_a_tag_without_version_is_refused_before_any_change():
     before = inspect(EDGE, "prometheus")["Id"]
-    rc, output, recap = run_playbook("converge.yml", "--limit", "monc-edge", "-e", "prometheus_container_tag=latest")
-    assert rc != 0 and recap["monc-edge"]["failed"] == 1, output[-3000:]
-    assert "prometheus_container_tag" in output and "got 'latest'" in output
-    assert recap["monc-edge"]["changed"] == 0
+    rc, report, output = converge("--limit", "monc-edge", "-e", "prometheus_container_tag=latest")
+    assert rc != 0 and report["stats"]["monc-edge"]["failures"] == 1, (report["stats"], output)
+    refused = [m for m in failures(report, "monc-edge") if "prometheus_container_tag" in m and "got 'latest'" in m]
+    assert refused, (failures(report, "monc-edge"), output)
+    assert report["stats"]["monc-edge"]["changed"] == 0, report["stats"]
     assert inspect(EDGE, "prometheus")["Id"] == before
 
 
@@ -151,8 +161,8 @@ def test_data_survives_the_container_being_recreated():
     samples_before = float(query(SERVER, "count_over_time(%s[5m])" % series, at=before)[0]["value"][1])
 
     # A changed flag is a redeploy: podman_container removes the container and creates a new one.
-    rc, output, recap = run_playbook("converge.yml", "--limit", "monc-server", "-e", "prometheus_retention_time=16d")
-    assert rc == 0 and recap["monc-server"]["changed"] >= 1, output[-3000:]
+    rc, report, output = converge("--limit", "monc-server", "-e", "prometheus_retention_time=16d")
+    assert rc == 0 and report["stats"]["monc-server"]["changed"] >= 1, (report["stats"], output)
     recreated = inspect(SERVER, "prometheus")
     assert recreated["Id"] != before_id, "the container was not recreated"
     assert "--storage.tsdb.retention.time=16d" in recreated["Config"]["Cmd"]

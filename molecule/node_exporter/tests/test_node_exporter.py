@@ -8,12 +8,26 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import assert_reached_over_ssh, http_get, run_playbook  # noqa: E402
+from labtest import assert_reached_over_ssh, failures, http_get, run_playbook_json  # noqa: E402
 
 CLIENT = testinfra.get_host("podman://client")
 SECRET = os.environ.get("FLEETWATCH_LAB_SECRET", "lab-only-secret")
 TLS_HOSTS = ["ne-package", "ne-docker"]
 ALL_HOSTS = ["ne-package", "ne-podman", "ne-docker"]
+
+
+def converge(*args):
+    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
+    read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
+    lines or task names."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    assert report is not None, output[-3000:]
+    return rc, report, output[-3000:]
+
+
+def refusals(report, text):
+    """{host: [messages of what failed there that contain text]} for every host of the run."""
+    return {name: [m for m in failures(report, name) if text in m] for name in report["stats"]}
 
 
 def get(url, user=None, password=None):
@@ -101,35 +115,38 @@ def test_podman_restart_service_is_enabled():
 
 
 def test_check_mode_on_converged_hosts_reports_no_change():
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
+    rc, report, output = converge("--check", "--diff")
     assert rc == 0, output
-    assert set(recap) == set(ALL_HOSTS)
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+    assert set(report["stats"]) == set(ALL_HOSTS)
+    assert all(r["changed"] == 0 and r["failures"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_wrong_mode_fails_in_preflight_before_any_change():
-    rc, output, recap = run_playbook("converge.yml", "-e", "node_exporter_mode=dockr")
+    rc, report, output = converge("-e", "node_exporter_mode=dockr")
     assert rc != 0
-    assert "node_exporter_mode" in output
-    assert "dockr" in output
-    assert "package, container" in output or "container, package" in output
-    assert all(r["changed"] == 0 for r in recap.values()), output
+    assert set(report["stats"]) == set(ALL_HOSTS)
+    # The role's argument specs refuse the value on every host, naming the variable, the value and the choices.
+    for name in ALL_HOSTS:
+        named = [m for m in failures(report, name) if "node_exporter_mode" in m and "dockr" in m]
+        assert [m for m in named if "package, container" in m or "container, package" in m], (name, failures(report, name))
+    assert all(r["changed"] == 0 for r in report["stats"].values()), report["stats"]
     assert get("http://ne-podman:9100/metrics")[0] == "200"
 
 
 def test_misspelled_variable_fails_with_a_suggestion():
-    rc, output, recap = run_playbook("converge.yml", "-e", "node_exporter_mdoe=container")
+    rc, report, output = converge("-e", "node_exporter_mdoe=container")
     assert rc != 0
-    assert "node_exporter_mdoe (did you mean node_exporter_mode?)" in output
-    assert all(r["changed"] == 0 for r in recap.values()), output
+    found = refusals(report, "node_exporter_mdoe (did you mean node_exporter_mode?)")
+    assert set(found) == set(ALL_HOSTS) and all(found.values()), (found, output)
+    assert all(r["changed"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_basic_auth_without_tls_is_refused():
-    rc, output, recap = run_playbook("converge.yml", "--limit", "ne-podman",
-                                     "-e", '{"node_exporter_basic_auth_users": {"prometheus": "x"}}')
+    rc, report, output = converge("--limit", "ne-podman", "-e", '{"node_exporter_basic_auth_users": {"prometheus": "x"}}')
     assert rc != 0
-    assert "node_exporter_basic_auth_users needs node_exporter_tls_enabled" in output
-    assert recap["ne-podman"]["changed"] == 0
+    refused = [m for m in failures(report, "ne-podman") if "node_exporter_basic_auth_users needs node_exporter_tls_enabled" in m]
+    assert refused, (failures(report, "ne-podman"), output)
+    assert report["stats"]["ne-podman"]["changed"] == 0, report["stats"]
 
 
 @pytest.mark.parametrize("name", ["ne-package", "ne-podman", "client"])

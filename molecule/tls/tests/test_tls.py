@@ -17,7 +17,7 @@ import testinfra
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import get_json, http_get, run_playbook, wait_for  # noqa: E402
+from labtest import failures, get_json, http_get, run_playbook_json, wait_for  # noqa: E402
 
 MON = testinfra.get_host("podman://tls-mon")
 AGENT = testinfra.get_host("podman://tls-agent")
@@ -113,19 +113,26 @@ def secret_values():
 
 @pytest.fixture(scope="module")
 def verbose_converge():
-    rc, output, recap = run_playbook("converge.yml", "-vvv")
-    return rc, output, recap
+    """converge.yml with -vvv and the JSON callback: (exit code, report, the whole output). -vvv's lines go to stderr
+    so that stdout holds the report alone; the output is both, the verbose console lines and the report, whose
+    results the callback keeps whole (module arguments included)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANSIBLE_VERBOSE_TO_STDERR", "1")
+        rc, report, output = run_playbook_json("converge.yml", "-vvv")
+    assert report is not None, output[-3000:]
+    return rc, report, output
 
 
 def test_a_verbose_converge_succeeds_and_changes_nothing(verbose_converge):
-    rc, output, recap = verbose_converge
+    rc, report, output = verbose_converge
     assert rc == 0, output[-3000:]
-    assert set(recap) == {"tls-mon", "tls-agent"}
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+    assert set(report["stats"]) == {"tls-mon", "tls-agent"}
+    assert all(r["changed"] == 0 and r["failures"] == 0 for r in report["stats"].values()), report["stats"]
 
 
 def test_no_secret_appears_anywhere_in_the_verbose_log(verbose_converge):
-    output = verbose_converge[1]
+    # The raw output on purpose, not the report's results: a secret must show neither on the console nor in a result.
+    output = verbose_converge[2]
     assert len(output) > 100000, "the -vvv log is suspiciously short"
     # Also with the log's line wrapping, quoting and JSON escapes removed, so a value split over lines is caught.
     flat = re.sub(r'\\n|[\s"\\]', "", output)
@@ -164,7 +171,10 @@ def test_web_configurations_hold_bcrypt_hashes_never_the_password():
 
 
 def test_the_switch_without_a_password_is_refused_before_any_change():
-    rc, output, recap = run_playbook("converge.yml", "-e", "fleetwatch_scrape_password=")
+    rc, report, output = run_playbook_json("converge.yml", "-e", "fleetwatch_scrape_password=")
+    assert report is not None, output[-3000:]
     assert rc != 0
-    assert "set fleetwatch_scrape_password" in output
-    assert all(r["changed"] == 0 for r in recap.values()), recap
+    # Each host's first role (node_exporter) refuses it in its preflight.
+    refused = {name: [m for m in failures(report, name) if "set fleetwatch_scrape_password" in m] for name in report["stats"]}
+    assert set(refused) == {"tls-mon", "tls-agent"} and all(refused.values()), (refused, output[-3000:])
+    assert all(r["changed"] == 0 for r in report["stats"].values()), report["stats"]
