@@ -67,8 +67,8 @@ def _host_set(hosts):
     return set((hosts,)) if isinstance(hosts, str) else set(hosts)
 
 
-# The keys every alert has, fetched in one call by the hot loop; it raises KeyError when one is missing.
-_ALERT_KEYS = operator.itemgetter("rule", "priority", "time", "output_fields", "output")
+# The keys every alert has, fetched in one call by the hot loop (an itemgetter raises KeyError when one is missing).
+ALERT_KEY_NAMES = ("rule", "priority", "time", "output_fields", "output")
 
 
 def _values_getter(fields):
