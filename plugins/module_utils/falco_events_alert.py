@@ -49,12 +49,16 @@ def _clean_fingerprint_value(value, container_id):
     return None
 
 
+# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True) builds for every call.
+_ID_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _fingerprint_id(rule, named_values):
     """A short, stable id over rule and field values, the same on every host and in every process."""
     # Imported here: OpenSSL adds megabytes to every parallel worker, and only summaries need ids.
     import hashlib
 
-    payload = json.dumps([rule, named_values], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    payload = _ID_ENCODER.encode([rule, named_values])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
 
 

@@ -625,8 +625,9 @@ class FalcoTriage:
 
     def _fingerprint_record(self, key, entry):
         rule, values = key
-        named = dict((field, value) for field, value in zip(self.fingerprint_fields, values) if value is not None)
-        hosts = sorted(_host_set(entry[_FP_HOSTS]))
+        named = {field: value for field, value in zip(self.fingerprint_fields, values) if value is not None}
+        hosts = entry[_FP_HOSTS]
+        hosts = [hosts] if hosts.__class__ is str else sorted(hosts)
         return {
             "id": _fingerprint_id(rule, named),
             "rule": rule,
