@@ -120,6 +120,7 @@ class FalcoTriage:
         self.filtered_out = 0
         self.skipped = dict((reason, 0) for reason in SKIP_REASONS)
         self.skipped_examples = {}
+        # Times of the alerts whose fingerprint entries were evicted; time_bounds() adds the entries' own.
         self.first_seen = _FIRST_SENTINEL
         self.last_seen = _LAST_SENTINEL
         # (host, rule, priority name) -> count
@@ -287,8 +288,6 @@ class FalcoTriage:
         default_host = self.default_host
         set_type = set
         skipped = self.skipped
-        first_seen = self.first_seen
-        last_seen = self.last_seen
         # Alerts are counted once per batch, as the lines not skipped: a counter in the loop costs every event.
         skipped_before = sum(skipped.values())
         filtering = (self.since is not None or self.until is not None or self.min_priority_rank is not None
@@ -400,14 +399,15 @@ class FalcoTriage:
                 entry = cached[0] = self._entry_for(rule, priority, output_fields, event.get("output"), host)
             entry[0] += 1
             if moment is not None:
-                if moment < entry[1]:
-                    entry[1] = moment
-                    if moment < first_seen:
-                        first_seen = moment
-                if moment > entry[2]:
+                # Alerts mostly come in time order: one comparison for most of them. An entry's first and last
+                # time are both unset ("~" and "") or both set, so an unset last time means an unset first.
+                last = entry[2]
+                if moment > last:
                     entry[2] = moment
-                    if moment > last_seen:
-                        last_seen = moment
+                    if not last:
+                        entry[1] = moment
+                elif moment < entry[1]:
+                    entry[1] = moment
             hosts = entry[6]
             if hosts.__class__ is set_type:
                 if host not in hosts:
@@ -417,8 +417,6 @@ class FalcoTriage:
 
         self.alerts += len(lines) - (sum(skipped.values()) - skipped_before)
         self.filtered_out += filtered_out
-        self.first_seen = first_seen
-        self.last_seen = last_seen
         self._fold_groups()
         if len(self.fingerprints) > self.max_fingerprints:
             self._prune_fingerprints()
@@ -530,6 +528,8 @@ class FalcoTriage:
         for _key, entry in ordered[keep:]:
             self.evicted_fingerprints["entries"] += 1
             self.evicted_fingerprints["events"] += entry[_FP_COUNT]
+            self.first_seen = min(self.first_seen, entry[_FP_FIRST])
+            self.last_seen = max(self.last_seen, entry[_FP_LAST])
         self.fingerprints = dict(ordered[:keep])
         # Cache keys of surviving entries stay: dropping them all would make every frequent key miss again.
         alive = set(id(entry) for _key, entry in ordered[:keep])
@@ -644,6 +644,7 @@ class FalcoTriage:
 
     def summary(self, top=DEFAULT_TOP):
         """A bounded, JSON-ready summary: counters, top-N tables with ``others``, never raw alerts."""
+        first_seen, last_seen = self.time_bounds()
         by_host = dict(self.evicted_by_host)
         by_priority = dict(self.evicted_by_priority)
         # (rule, priority) -> [alerts, hosts]: each host has at most one row per rule and priority.
@@ -671,8 +672,8 @@ class FalcoTriage:
             "filtered_out": self.filtered_out,
             "skipped_lines": dict(self.skipped),
             "skipped_examples": dict(self.skipped_examples),
-            "first_seen": None if self.first_seen == _FIRST_SENTINEL else self.first_seen,
-            "last_seen": None if self.last_seen == _LAST_SENTINEL else self.last_seen,
+            "first_seen": None if first_seen == _FIRST_SENTINEL else first_seen,
+            "last_seen": None if last_seen == _LAST_SENTINEL else last_seen,
             "approximate": bool(self.evicted_rule_groups["entries"] or self.evicted_fingerprints["entries"]),
             "filters": self.filters(),
             "fingerprint_fields": list(self.fingerprint_fields),
@@ -706,6 +707,20 @@ class FalcoTriage:
 
     def _ordered_fingerprints(self):
         return sorted(self.fingerprints.items(), key=lambda item: (-item[1][_FP_COUNT], item[0][0], repr(item[0][1])))
+
+    def time_bounds(self):
+        """(first, last) time of the alerts counted, as sentinels when none had a time.
+
+        The hot loop keeps times per fingerprint entry only; evicted entries leave theirs in first_seen and
+        last_seen.
+        """
+        first, last = self.first_seen, self.last_seen
+        for entry in self.fingerprints.values():
+            if entry[_FP_FIRST] < first:
+                first = entry[_FP_FIRST]
+            if entry[_FP_LAST] > last:
+                last = entry[_FP_LAST]
+        return first, last
 
     def filters(self):
         return {
