@@ -49,12 +49,16 @@ def _clean_fingerprint_value(value, container_id):
     return None
 
 
+# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True) builds for every call.
+_ID_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _fingerprint_id(rule, named_values):
     """A short, stable id over rule and field values, the same on every host and in every process."""
     # Imported here: OpenSSL adds megabytes to every parallel worker, and only summaries need ids.
     import hashlib
 
-    payload = json.dumps([rule, named_values], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    payload = _ID_ENCODER.encode([rule, named_values])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
 
 
@@ -67,8 +71,8 @@ def _host_set(hosts):
     return set((hosts,)) if isinstance(hosts, str) else set(hosts)
 
 
-# The keys every alert has, fetched in one call by the hot loop; it raises KeyError when one is missing.
-_ALERT_KEYS = operator.itemgetter("rule", "priority", "time", "output_fields", "output")
+# The keys every alert has, fetched in one call by the hot loop (an itemgetter raises KeyError when one is missing).
+ALERT_KEY_NAMES = ("rule", "priority", "time", "output_fields", "output")
 
 
 def _values_getter(fields):

@@ -40,6 +40,8 @@ _TIME_RE = re.compile(
     r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$"
 )
+# canonical_time()'s form, digits only: what epoch_seconds reads without strptime.
+_CANONICAL_TIME_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{9})Z$")
 _RELATIVE_TIME_RE = re.compile(r"^-\s*(\d+)\s*([smhdw])$")
 _RELATIVE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -118,6 +120,14 @@ def parse_time_bound(text, option, now=None):
 
 def epoch_seconds(canonical):
     """Seconds since the epoch of a canonical_time() string."""
+    match = _CANONICAL_TIME_RE.match(canonical)
+    if match:
+        year, month, day, hour, minute, second, nanoseconds = map(int, match.groups())
+        # The ranges strptime accepts below (seconds up to 61): the same result without its per-call cost (about
+        # a quarter of a summary's suggestions, with cProfile) and the import of _strptime.
+        if (year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24
+                and minute < 60 and second < 62):
+            return calendar.timegm((year, month, day, hour, minute, second)) + nanoseconds / 1e9
     whole = calendar.timegm(time.strptime(canonical[:19], "%Y-%m-%dT%H:%M:%S"))
     return whole + int(canonical[20:29]) / 1e9
 

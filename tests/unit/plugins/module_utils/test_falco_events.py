@@ -1,5 +1,6 @@
 """Behaviour of the Falco alert triage core: parsing, skipping, fingerprints, filters, merging, suggestions."""
 
+import calendar
 import io
 import json
 import os
@@ -554,6 +555,32 @@ def test_relative_times_count_back_from_now():
 ])
 def test_canonical_time(text, expected):
     assert canonical_time(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-27T12:48:19.235783172Z",
+    "1970-01-01T00:00:00.000000000Z",
+    "2024-02-29T23:59:59.999999999Z",  # leap day
+    "2016-12-31T23:59:60.500000000Z",  # a leap second, as strptime takes it
+    "9999-12-31T23:59:61.000000001Z",
+])
+def test_epoch_seconds_reads_canonical_times_as_strptime_does(text):
+    expected = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + int(text[20:29]) / 1e9
+    assert falco_events.epoch_seconds(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "2026-13-27T12:48:19.235783172Z",
+    "2026-02-29T12:48:19.235783172Z",  # not a leap year
+    "2026-11-27T24:00:00.000000000Z",
+    "2026-11-27T12:60:00.000000000Z",
+    "2026-11-27T12:00:62.000000000Z",
+    "0000-01-01T00:00:00.000000000Z",
+    "2026-11-2xT12:48:19.235783172Z",
+])
+def test_epoch_seconds_refuses_what_strptime_refuses(text):
+    with pytest.raises(ValueError):
+        falco_events.epoch_seconds(text)
 
 
 def test_alerts_with_odd_time_format_still_sort_correctly():
