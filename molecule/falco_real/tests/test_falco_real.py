@@ -21,7 +21,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "fixtures"))
 import promlab  # noqa: E402  (a real Prometheus on loopback; here it scrapes the real Falcos)
-from labtest import assert_reached_over_ssh, get_json, http_get, ready, run_playbook, wait_for  # noqa: E402
+from labtest import (  # noqa: E402
+    assert_reached_over_ssh, changes, failures, get_json, http_get, ready, results, run_playbook_json, wait_for)
 
 HOSTS = ["fr-package", "fr-repo"]
 UNIT = "falco-modern-bpf.service"
@@ -339,18 +340,21 @@ def test_a_local_rule_fires():
 
 
 def test_check_mode_on_converged_hosts_reports_no_change():
-    rc, output, recap = run_playbook("converge.yml", "--check", "--diff")
-    assert rc == 0, output
-    assert set(recap) == set(HOSTS)
-    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), output
+    rc, report, output = run_playbook_json("converge.yml", "--check", "--diff")
+    assert rc == 0 and report is not None, output
+    assert set(report["stats"]) == set(HOSTS)
+    assert all(r["changed"] == 0 and r["failures"] == 0 for r in report["stats"].values()), \
+        [(name, changes(report, name)) for name in HOSTS]
 
 
 def test_a_rule_falco_refuses_leaves_falco_running_on_its_last_good_rules():
     h = host("fr-package")
     before, pid = h.file(LIVE_LOCAL_RULES).sha256sum, main_pid("fr-package")
-    rc, output, recap = run_playbook("converge.yml", "--limit", "fr-package", "-e", BAD_RULE)
-    assert rc != 0 and recap["fr-package"]["failed"] == 1, output
-    assert "rejected the staged rules" in output and "no_such_field" in output, output
+    rc, report, output = run_playbook_json("converge.yml", "--limit", "fr-package", "-e", BAD_RULE)
+    assert rc != 0 and report is not None and report["stats"]["fr-package"]["failures"] == 1, output
+    # The refusal quotes what Falco said about the staged rule.
+    refusal, = failures(report, "fr-package")
+    assert "rejected the staged rules" in refusal and "no_such_field" in refusal, refusal
     assert h.file(LIVE_LOCAL_RULES).sha256sum == before
     assert main_pid("fr-package") == pid and h.service(UNIT).is_running
     marker = mark()
@@ -365,15 +369,17 @@ def test_a_falco_that_cannot_load_its_probe_fails_every_run_until_fixed():
     try:
         h.run("systemctl daemon-reload && systemctl restart %s" % UNIT)
         for args in ([], ["--check"]):
-            rc, output, recap = run_playbook("converge.yml", "--limit", "fr-package", *args)
-            assert rc != 0 and recap["fr-package"]["failed"] == 1, output
-            assert "Falco is not protecting this host: %s" % UNIT in output, output
-            assert "An error occurred in an event source, forcing termination" in output, output
-            assert "CAP_SYS_ADMIN" in output, output
+            rc, report, output = run_playbook_json("converge.yml", "--limit", "fr-package", *args)
+            assert rc != 0 and report is not None and report["stats"]["fr-package"]["failures"] == 1, output
+            # The health check's refusal: the unit, Falco's own last log lines, and a hint naming the capability.
+            refusal, = failures(report, "fr-package")
+            assert "Falco is not protecting this host: %s" % UNIT in refusal, refusal
+            assert "An error occurred in an event source, forcing termination" in refusal, refusal
+            assert "CAP_SYS_ADMIN" in refusal, refusal
     finally:
         h.run("rm -f %s && systemctl daemon-reload" % NO_PROBE_DROPIN)
-    rc, output, recap = run_playbook("converge.yml", "--limit", "fr-package")
-    assert rc == 0, output
+    rc, report, output = run_playbook_json("converge.yml", "--limit", "fr-package")
+    assert rc == 0 and report is not None, output
     assert h.service(UNIT).is_running
 
 
@@ -382,12 +388,16 @@ def test_a_falco_binary_that_prints_no_version_is_reported_with_what_it_printed(
     h.run("mv /usr/bin/falco /usr/bin/falco.real && printf '#!/bin/sh\\necho \"falco: error while loading shared "
           "libraries: libtest.so.1\" >&2\\nexit 127\\n' > /usr/bin/falco && chmod 755 /usr/bin/falco")
     try:
-        rc, output, recap = run_playbook("converge.yml", "--limit", "fr-package")
+        rc, report, output = run_playbook_json("converge.yml", "--limit", "fr-package")
     finally:
         h.run("mv -f /usr/bin/falco.real /usr/bin/falco")
-    assert rc != 0 and recap["fr-package"]["failed"] == 1, output
-    assert "printed no Falco version" in output and "libtest.so.1" in output, output
-    assert "Template" not in output and "NoneType" not in output, output
+    assert rc != 0 and report is not None and report["stats"]["fr-package"]["failures"] == 1, output
+    refusal, = failures(report, "fr-package")
+    assert "printed no Falco version" in refusal and "libtest.so.1" in refusal, refusal
+    # What the binary printed reached the message as text, not a templating error about the missing version: nothing
+    # that failed on the host (its whole result, not only its message) names a template or None.
+    failed = json.dumps([r for r in results(report, "fr-package") if r.get("failed")])
+    assert "Template" not in failed and "NoneType" not in failed, failed
 
 
 def rule_counts(name, since):
@@ -425,19 +435,19 @@ def test_the_tuning_loop_triage_proposes_exceptions_that_silence_only_the_noise(
     assert before, "the noisy job did not raise 12 alerts on %s: %s" % (name, rule_counts(name, start))
 
     report = tmp_path / "triage"
-    rc, output, _recap = run_playbook("triage.yml", "-e", json.dumps({
+    rc, ran, output = run_playbook_json("triage.yml", "-e", json.dumps({
         "fleetwatch_triage_hosts": name, "fleetwatch_triage_report_dir": str(report),
         "fleetwatch_triage_suggest_min_span": 0}))
-    assert rc == 0, output
+    assert rc == 0 and ran is not None, output
     proposed = yaml.safe_load((report / "suggested-exceptions.yml").read_text())["falco_rule_exceptions"]
     ours = [e for e in proposed if e["rule"] == rule and program in e["values"][0]]
     assert len(ours) == 1, proposed
     assert dict(zip(ours[0]["fields"], ours[0]["values"][0]))["proc.name"] == program
 
     try:
-        rc, output, recap = run_playbook("converge.yml", "--limit", name, "-e",
-                                         json.dumps({"falco_rule_exceptions": proposed}))
-        assert rc == 0 and recap[name]["changed"] > 0, output
+        rc, ran, output = run_playbook_json("converge.yml", "--limit", name, "-e",
+                                            json.dumps({"falco_rule_exceptions": proposed}))
+        assert rc == 0 and ran is not None and ran["stats"][name]["changed"] > 0, output
         applied = int(host(name).check_output("date +%s"))
         noisy(name, program, 12)
         sentinel = mark()
@@ -451,8 +461,8 @@ def test_the_tuning_loop_triage_proposes_exceptions_that_silence_only_the_noise(
               "alert (%d)" % (name, before[(rule, program)], rule, program, after.get((rule, program), 0),
                               after.get((rule, "cat"), 0)))
     finally:
-        rc, output, _recap = run_playbook("converge.yml", "--limit", name)
-        assert rc == 0, output
+        rc, ran, output = run_playbook_json("converge.yml", "--limit", name)
+        assert rc == 0 and ran is not None, output
 
 
 @pytest.mark.parametrize("name", HOSTS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import changes, run_playbook, run_playbook_json  # noqa: E402
+from labtest import changes, failures, run_playbook_json  # noqa: E402
 
 MON, AGENT = "uni-mon", "uni-agent"
 CONFIRM = ["-e", "fleetwatch_uninstall_confirm=yes"]
@@ -74,23 +74,27 @@ def test_the_site_is_deployed_and_holds_data():
 
 
 def test_without_confirmation_nothing_changes():
-    rc, output, recap = run_playbook("uninstall.yml")
-    assert rc != 0, output
-    assert "-e fleetwatch_uninstall_confirm=yes" in output
-    assert MON not in recap and AGENT not in recap, recap
+    rc, report, output = run_playbook_json("uninstall.yml")
+    assert rc != 0 and report is not None, output
+    # The refusal comes from the confirmation play on the controller and says how to go ahead.
+    refusal, = failures(report, "localhost")
+    assert "-e fleetwatch_uninstall_confirm=yes" in refusal, refusal
+    # The run stopped there: no task ran on a fleet host.
+    assert MON not in report["stats"] and AGENT not in report["stats"], report["stats"]
     assert all(deployed().values()), deployed()
 
 
 def test_check_mode_reports_the_changes_and_makes_none():
-    rc, output, recap = run_playbook("uninstall.yml", "--check", *CONFIRM)
-    assert rc == 0, output
-    assert recap[MON]["changed"] > 0 and recap[AGENT]["changed"] > 0, recap
+    rc, report, output = run_playbook_json("uninstall.yml", "--check", *CONFIRM)
+    assert rc == 0 and report is not None, output
+    assert report["stats"][MON]["changed"] > 0 and report["stats"][AGENT]["changed"] > 0, report["stats"]
     assert all(deployed().values()), deployed()
 
 
 def test_uninstall_removes_services_packages_and_configuration():
-    rc, output, recap = run_playbook("uninstall.yml", *CONFIRM)
-    assert rc == 0, output
+    rc, report, output = run_playbook_json("uninstall.yml", *CONFIRM)
+    assert rc == 0 and report is not None, output
+    assert report["stats"][MON]["changed"] > 0 and report["stats"][AGENT]["changed"] > 0, report["stats"]
     assert not any(deployed().values()), deployed()
     for package in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
         assert dpkg_status(MON, package) in ("", "not-installed", "config-files"), package
@@ -124,7 +128,7 @@ def test_a_second_uninstall_with_the_purge_switches_removes_the_data_and_nothing
     change is a removal of one of DATA or of the directory DATA left empty, and rsyslog's restart by the event
     collector, which restarts it when it removed something of its own (here the collected events)."""
     rc, report, output = run_playbook_json("uninstall.yml", *CONFIRM, *PURGE)
-    assert rc == 0 and report, output
+    assert rc == 0 and report is not None, output
     assert report["stats"][AGENT]["changed"] == 0, changes(report, AGENT)
     assert [p for p in DATA if host(MON).file(p).exists] == []
     # Each change on the monitoring host, in order: the path of a removal, or (module, name, state).
@@ -140,8 +144,8 @@ def test_a_second_uninstall_with_the_purge_switches_removes_the_data_and_nothing
 
 
 def test_site_reinstalls_after_the_uninstall():
-    rc, output, recap = run_playbook("converge.yml")
-    assert rc == 0, output
-    assert recap[MON]["changed"] > 0 and recap[AGENT]["changed"] > 0, recap
+    rc, report, output = run_playbook_json("converge.yml")
+    assert rc == 0 and report is not None, output
+    assert report["stats"][MON]["changed"] > 0 and report["stats"][AGENT]["changed"] > 0, report["stats"]
     assert all(deployed().values()), deployed()
     assert host(AGENT).file("/etc/falco/config.d/fleetwatch-outputs.yaml").exists
