@@ -37,7 +37,6 @@ def run(playbook, *args):
     read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
     lines or task names."""
     rc, report, output = run_playbook_json(playbook, *args)
-    assert report is not None, output[-3000:]
     return rc, report, output[-3000:]
 
 

@@ -22,15 +22,6 @@ def name(request):
     return request.param
 
 
-def run(playbook, *args):
-    """A playbook of the scenario again with args: (exit code, the JSON callback's report, the whole output: console
-    and report). The tests read what the run did from the report (the recap in its "stats"), never from printed
-    lines or task names."""
-    rc, report, output = run_playbook_json(playbook, *args)
-    assert report is not None, output[-3000:]
-    return rc, report, output
-
-
 def get(name, url, user=None, password=None, cafile=None):
     """A request made inside the lab host (labtest.Reply: status, body, error)."""
     return http_get(HOSTS[name], url, user=user, password=password, cafile=cafile, timeout=5)
@@ -83,17 +74,16 @@ def test_key_and_config_permissions(name):
 
 
 def test_check_mode_on_the_converged_host_changes_nothing():
-    rc, report, output = run("converge.yml", "--check")
+    rc, report, output = run_playbook_json("converge.yml", "--check")
     assert rc == 0, output[-3000:]
     assert [report["stats"][name]["changed"] for name in NAMES] == [0, 0], report["stats"]
 
 
-def test_verbose_run_does_not_log_the_password(monkeypatch):
-    # -vvv's lines go to stderr so that stdout holds the report alone; the output read below is both, so the password
-    # is looked for in everything a user would see: the verbose console lines and every result of the report (the
-    # callback keeps each result whole, module arguments included).
-    monkeypatch.setenv("ANSIBLE_VERBOSE_TO_STDERR", "1")
-    rc, report, output = run("converge.yml", "-vvv")
+def test_verbose_run_does_not_log_the_password():
+    # labtest sends -vvv's lines to stderr so that stdout holds the report alone; the output read below is both, so
+    # the password is looked for in everything a user would see: the verbose console lines and every result of the
+    # report (the callback keeps each result whole, module arguments included).
+    rc, report, output = run_playbook_json("converge.yml", "-vvv")
     assert rc == 0, output[-3000:]
     assert [report["stats"][name]["changed"] for name in NAMES] == [0, 0], report["stats"]
     assert "Using module file" in output, "no -vvv lines in the output"
@@ -102,7 +92,7 @@ def test_verbose_run_does_not_log_the_password(monkeypatch):
 
 def test_zz_turning_the_proxy_off_frees_the_port():
     # Last in the file (pytest runs in file order): removes what the converge set up.
-    rc, report, output = run("proxy_off.yml")
+    rc, report, output = run_playbook_json("proxy_off.yml")
     assert rc == 0, output[-3000:]
     for name, host in HOSTS.items():
         assert report["stats"][name]["changed"] >= 1, report["stats"]

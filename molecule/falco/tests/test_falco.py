@@ -203,7 +203,6 @@ def converge(*args):
     """converge.yml again with args; (exit code, the JSON callback's report, the output for messages). The tests
     read what the run did from the report (results, failures, the recap in "stats"), never from task names."""
     rc, report, output = run_playbook_json("converge.yml", *args)
-    assert report is not None, output[-3000:]
     return rc, report, output[-3000:]
 
 

@@ -266,7 +266,6 @@ def run_site(tmp_path, host_vars):
     extra = tmp_path / "site-hosts.yml"
     extra.write_text(json.dumps({"all": {"hosts": host_vars}}))
     rc, report, output = run_playbook_json("site.yml", "-i", str(extra), "-e", extra_vars(tmp_path, **SITE_VARS))
-    assert report is not None, output[-3000:]
     return rc, report, output
 
 

@@ -22,7 +22,6 @@ def converge(*args):
     read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
     lines or task names."""
     rc, report, output = run_playbook_json("converge.yml", *args)
-    assert report is not None, output[-3000:]
     return rc, report, output[-3000:]
 
 
