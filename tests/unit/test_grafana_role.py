@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localplay import ansible_playbook
+from localplay import ansible_playbook, results, run_json
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "grafana"
@@ -142,6 +142,35 @@ def test_dashboards_no_longer_declared_are_removed(configured, workdir):
     assert [p.name for p in (Path(variables["grafana_config_dir"]) / "dashboards").iterdir()] == ["falco-fleet.json"]
     rc, output = ansible_playbook(workdir, role_play(), configured[0], *CONFIGURE)[:2]  # back to the first state
     assert rc == 0, output
+
+
+def restarted(report):
+    """Whether the run's restart handler ran (container mode under podman: the handler's shell task)."""
+    return [r for r in results(report, "ansible.builtin.shell") if not r.get("skipped")] != []
+
+
+def test_a_changed_dashboard_is_rewritten_without_a_restart_and_a_changed_provider_restarts(configured, workdir):
+    """Grafana re-reads its dashboard directory by itself; the dashboard provider it reads only at start."""
+    variables = configured[0]
+    config = Path(variables["grafana_config_dir"])
+    dashboard = config / "dashboards" / "falco-fleet.json"
+    dashboard.write_text("{}")
+    rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE)
+    assert rc == 0, output
+    [written] = [r["written"] for r in results(report, "fleetwatch.falco_stack.files")]
+    assert written == [str(dashboard)]
+    assert dashboard.read_bytes() == (ROLE / "files" / "dashboards" / "falco-fleet.json").read_bytes()
+    assert not restarted(report), "a dashboard change needs no restart"
+
+    provider = config / "provisioning" / "dashboards" / "fleetwatch.yml"
+    wanted = provider.read_text()
+    provider.write_text("apiVersion: 1\nproviders: []\n")
+    rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE)
+    assert rc == 0, output
+    [written] = [r["written"] for r in results(report, "fleetwatch.falco_stack.files")]
+    assert written == [str(provider)]
+    assert provider.read_text() == wanted
+    assert restarted(report), "Grafana reads the dashboard provider only at start"
 
 
 def test_missing_admin_password_fails_before_any_change(workdir):
