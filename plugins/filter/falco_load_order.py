@@ -15,7 +15,8 @@ version_added: 0.1.0
 description:
   - The falco role checks its staged drop-ins together with the other live ones (the package's, falcoctl's) through a
     configuration whose C(config_files) lists them all; this puts them in the order Falco loads C(config.d), by file
-    name, whatever directory each is in. Names compare without regard to case, then the whole paths.
+    name, whatever directory each is in. Names compare as Falco 0.44.1 sorts them, byte by byte (C(B.yaml) before
+    C(a.yaml)), then the whole paths.
 options:
   _input:
     description: Paths of drop-in files.
@@ -41,8 +42,10 @@ _value:
 
 
 def _key(path):
+    # Falco sorts a config.d's paths as plain strings (upper case before lower case), which Python's str order
+    # matches for UTF-8 names: code point order is byte order.
     name = path.rsplit("/", 1)[-1]
-    return (name.lower(), path.lower())
+    return (name, path)
 
 
 def falco_load_order(paths):

@@ -15,11 +15,17 @@ def test_drop_ins_of_both_directories_are_ordered_by_file_name_not_by_directory(
                                        LIVE + "zz-user.yaml"]
 
 
-def test_a_shorter_name_comes_first_then_the_path_decides_between_equal_names_and_case_is_ignored():
+def test_a_shorter_name_comes_first_then_the_path_decides_between_equal_names():
     assert falco_load_order([LIVE + "ab.yaml", STAGE + "a.yaml"]) == [STAGE + "a.yaml", LIVE + "ab.yaml"]
     assert falco_load_order([STAGE + "x.yaml", LIVE + "x.yaml"]) == [LIVE + "x.yaml", STAGE + "x.yaml"]
-    assert falco_load_order([LIVE + "b.yaml", LIVE + "A.yaml"]) == [LIVE + "A.yaml", LIVE + "b.yaml"]
     assert falco_load_order([]) == []
+
+
+def test_names_compare_byte_by_byte_as_falco_orders_its_config_d():
+    # Falco 0.44.1 with config.d holding a.yaml, B.yaml and C.yaml lists them as loaded in the order B, C, a
+    # (--dry-run, "Falco initialized with configuration files"): upper case sorts first.
+    assert falco_load_order([LIVE + "a.yaml", STAGE + "C.yaml", LIVE + "B.yaml"]) == [
+        LIVE + "B.yaml", STAGE + "C.yaml", LIVE + "a.yaml"]
 
 
 def test_a_single_path_is_refused():
