@@ -88,8 +88,8 @@ UI_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}
 def alertmanager_hostport(listen, tls):
     """scheme://host:port of an Alertmanager listening on ``listen``, as a client on the same host reaches it.
 
-    The host is ``listen`` without a trailing ``:port``, the port whatever follows the last colon: the same two
-    regular expressions the role has always applied, so an address without a port renders as it always has.
+    The host is ``listen`` without its trailing ``:port``, the port whatever follows the last colon. The role's
+    preflight refuses a ``listen`` without a port before this runs.
     """
     listen = to_text(listen)
     host = re.sub(r":[0-9]+$", "", listen)

@@ -161,6 +161,16 @@ def test_preflight_refuses_what_falcosidekick_would_ignore(engine_ready, tmp_pat
     assert not (tmp_path / "etc-falcosidekick").exists()
 
 
+def test_preflight_refuses_an_alertmanager_address_without_port_unless_the_output_has_its_own(engine_ready, tmp_path):
+    rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": "10.0.0.5"})
+    assert rc != 0 and recap.get("failed") == 1, output
+    assert "alertmanager_web_listen_address, which must be HOST:PORT (got '10.0.0.5')" in output
+    assert "falcosidekick_outputs.alertmanager.hostport" in output
+    rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": "10.0.0.5", "falcosidekick_outputs": {
+        "alertmanager": {"hostport": "http://10.0.0.5:9093", "minimumpriority": "warning"}}})
+    assert rc == 0 and recap["failed"] == 0, output
+
+
 def test_preflight_refuses_a_misspelt_variable_and_an_ui_without_password(engine_ready, tmp_path):
     rc, output = preflight(tmp_path, {"falcosidekick_listen_prot": 2801})[:2]
     assert rc != 0 and "falcosidekick_listen_prot" in output and "falcosidekick_listen_port" in output
