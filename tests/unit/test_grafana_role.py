@@ -3,6 +3,7 @@ definition rendered. Grafana itself cannot run here: see docs/grafana.md for wha
 """
 
 import configparser
+import hashlib
 import json
 import os
 import shutil
@@ -126,6 +127,23 @@ def test_data_directory_belongs_to_the_image_user(configured):
     assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (472, 0, 0o750)
 
 
+def restarted(report):
+    """Whether the run's restart handler ran (container mode under podman: the handler's shell task)."""
+    return [r for r in results(report, "ansible.builtin.shell") if not r.get("skipped")] != []
+
+
+def sent(report):
+    """Each files module call the run made: what it was sent (paths of its files, directories and removals) and what
+    it returned. A call skipped on the controller sent nothing."""
+    return [({key: [entry["path"] if isinstance(entry, dict) else entry
+                    for entry in r["invocation"]["module_args"][key]] for key in ("files", "directories", "absent")}, r)
+            for r in results(report, "fleetwatch.falco_stack.files") if not r.get("skipped")]
+
+
+def dashboard_files(variables):
+    return sorted((Path(variables["grafana_config_dir"]) / "dashboards").glob("*.json"))
+
+
 def test_second_run_and_check_mode_change_nothing(configured, workdir):
     variables = configured[0]
     for args in [CONFIGURE, CONFIGURE + ("--check", "--diff")]:
@@ -137,28 +155,69 @@ def test_second_run_and_check_mode_change_nothing(configured, workdir):
 
 def test_dashboards_no_longer_declared_are_removed(configured, workdir):
     variables = dict(configured[0], grafana_dashboards=["falco-fleet"], grafana_dashboards_extra=[])
-    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    directory = Path(variables["grafana_config_dir"]) / "dashboards"
+    rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE)
     assert rc == 0, output
-    assert [p.name for p in (Path(variables["grafana_config_dir"]) / "dashboards").iterdir()] == ["falco-fleet.json"]
+    assert [p.name for p in directory.iterdir()] == ["falco-fleet.json"]
+    # the dashboard kept is unchanged: the call removes the others and sends no content
+    [(arguments, returned)] = sent(report)
+    removed = sorted(str(directory / name) for name in
+                     ["extra-dashboard.json", "falco-legacy-events.json", "host-node-exporter.json"])
+    assert arguments == {"files": [], "directories": [], "absent": removed}
+    assert sorted(returned["removed"]) == removed
     rc, output = ansible_playbook(workdir, role_play(), configured[0], *CONFIGURE)[:2]  # back to the first state
     assert rc == 0, output
 
 
-def restarted(report):
-    """Whether the run's restart handler ran (container mode under podman: the handler's shell task)."""
-    return [r for r in results(report, "ansible.builtin.shell") if not r.get("skipped")] != []
+def test_a_converged_host_is_sent_no_dashboard(configured, workdir):
+    """The inspection reports every dashboard's SHA-1, the controller compares, and nothing differs: no files call,
+    in a normal run and in check mode with --diff."""
+    variables = configured[0]
+    dashboards = dashboard_files(variables)
+    assert len(dashboards) == 4
+    for args in [CONFIGURE, CONFIGURE + ("--check", "--diff")]:
+        rc, report, output = run_json(workdir, role_play(), variables, *args)
+        assert rc == 0, output
+        [inspection] = [r for r in results(report, "fleetwatch.falco_stack.host_inspect") if not r.get("skipped")]
+        for path in dashboards:
+            assert inspection["paths"][str(path)]["sha1"] == hashlib.sha1(path.read_bytes()).hexdigest(), path
+        assert sent(report) == [], "a converged host needs no files call"
+        assert results(report, "fleetwatch.falco_stack.files"), "the files task is there, skipped"
+        assert report["stats"]["localhost"]["changed"] == 0, output
+
+
+def test_check_mode_sends_only_the_changed_dashboard_and_changes_nothing(configured, workdir):
+    variables = configured[0]
+    dashboard = Path(variables["grafana_config_dir"]) / "dashboards" / "host-node-exporter.json"
+    dashboard.write_text("{}")
+    try:
+        rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE, "--check", "--diff")
+        assert rc == 0, output
+        [(arguments, returned)] = sent(report)
+        assert arguments == {"files": [str(dashboard)], "directories": [], "absent": []}
+        assert returned["changed"] and returned["written"] == [str(dashboard)]
+        [diff] = returned["diff"]
+        assert (diff["before"], diff["after_header"]) == ("{}", str(dashboard))
+        assert diff["after"] == (ROLE / "files" / "dashboards" / "host-node-exporter.json").read_text()
+        assert dashboard.read_text() == "{}", "check mode wrote nothing"
+        assert not restarted(report)
+    finally:
+        rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+        assert rc == 0, output
 
 
 def test_a_changed_dashboard_is_rewritten_without_a_restart_and_a_changed_provider_restarts(configured, workdir):
-    """Grafana re-reads its dashboard directory by itself; the dashboard provider it reads only at start."""
+    """Grafana re-reads its dashboard directory by itself; the dashboard provider it reads only at start. Only the
+    file that differs is sent to the host."""
     variables = configured[0]
     config = Path(variables["grafana_config_dir"])
     dashboard = config / "dashboards" / "falco-fleet.json"
     dashboard.write_text("{}")
     rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE)
     assert rc == 0, output
-    [written] = [r["written"] for r in results(report, "fleetwatch.falco_stack.files")]
-    assert written == [str(dashboard)]
+    [(arguments, returned)] = sent(report)
+    assert arguments == {"files": [str(dashboard)], "directories": [], "absent": []}
+    assert returned["written"] == [str(dashboard)]
     assert dashboard.read_bytes() == (ROLE / "files" / "dashboards" / "falco-fleet.json").read_bytes()
     assert not restarted(report), "a dashboard change needs no restart"
 
@@ -167,8 +226,9 @@ def test_a_changed_dashboard_is_rewritten_without_a_restart_and_a_changed_provid
     provider.write_text("apiVersion: 1\nproviders: []\n")
     rc, report, output = run_json(workdir, role_play(), variables, *CONFIGURE)
     assert rc == 0, output
-    [written] = [r["written"] for r in results(report, "fleetwatch.falco_stack.files")]
-    assert written == [str(provider)]
+    [(arguments, returned)] = sent(report)
+    assert arguments == {"files": [str(provider)], "directories": [], "absent": []}
+    assert returned["written"] == [str(provider)]
     assert provider.read_text() == wanted
     assert restarted(report), "Grafana reads the dashboard provider only at start"
 

@@ -185,11 +185,19 @@ def test_remote_write_receiver_is_off_by_default(tmp_path):
 
 def test_the_inspection_covers_every_file_and_directory_the_role_writes(tmp_path):
     """A path left out of the one-shot inspection would be written again at every run."""
-    names = {"inspected": "__prometheus_inspected_paths", "jobs": "__prometheus_jobs"}
-    rendered = render_role_vars(tmp_path, "prometheus", names, {"prometheus_config_dir": "/etc/prom"},
-                                inventory=INVENTORY, host="mon")
+    names = {"inspected": "__prometheus_inspected_paths", "jobs": "__prometheus_scrape.files.keys() | list",
+             "written": "__prometheus_target_files | map(attribute='path') | list"}
+    rendered = render_prometheus(tmp_path, names, {"prometheus_config_dir": "/etc/prom"}, inventory=INVENTORY, host="mon")
     inspected = set(rendered["inspected"])
-    assert {"/etc/prom/targets/%s.json" % job for job in rendered["jobs"]} <= inspected
+    # Every job the filter returns a file for, whether it has targets or not.
+    assert rendered["jobs"] == ["node-exporter", "node-exporter-tls", "falco", "falco-tls", "falco-exporter",
+                                "falco-exporter-tls", "docker-exporter", "falcosidekick"]
+    assert rendered["written"] == ["/etc/prom/targets/%s.json" % job for job in rendered["jobs"]]
+    assert set(rendered["written"]) <= inspected
+    # the files the configuration tells Prometheus to read are those
+    read = [path for job in rendered["config"]["scrape_configs"] for sd in job.get("file_sd_configs", [])
+            for path in sd["files"]]
+    assert read == rendered["written"]
     # and the YAML target files the role wrote before, which it removes
     assert {"/etc/prom/targets/%s.yml" % job for job in rendered["jobs"]} <= inspected
     assert {"/etc/prom", "/etc/prom/rules", "/etc/prom/targets", "/var/lib/prometheus/metrics2", "/etc/prom/prometheus.yml",
