@@ -350,6 +350,17 @@ def test_preflight_refuses_bad_settings_and_names_the_variable(workdir, bad, nee
     assert "whatever-long" not in output or "did you mean" in output
 
 
+def test_preflight_refuses_a_missing_container_engine_before_any_change(workdir):
+    target = workdir / ("no-engine-" + uuid.uuid4().hex[:6])
+    variables = role_vars(target, grafana_container_engine="docker",
+                          grafana_container_docker_host="unix://" + str(workdir / "no-such-docker.sock"))
+    rc, output = ansible_playbook(workdir, role_play(), variables, *CONFIGURE)[:2]
+    assert rc != 0
+    assert "grafana_container_engine: docker, but the Docker socket unix://" in output, output
+    assert "(grafana_container_docker_host) was not found on localhost" in output, output
+    assert not target.exists()
+
+
 def test_dashboard_11914_is_imported_from_the_controller_cache(workdir):
     if not REFERENCE_11914.exists():
         pytest.skip("reference data absent: %s (stands in for the cached download)" % REFERENCE_11914)
