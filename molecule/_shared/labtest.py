@@ -33,6 +33,17 @@ def run_playbook_json(playbook, *args):
     return proc.returncode, report, output
 
 
+def converge(*args):
+    """The scenario's converge.yml again with args: (exit code, the JSON callback's report, the output's last 3000
+    characters). Tests read what the run did from the report (the recap in its "stats", results, the refusals'
+    messages), never from printed lines or task names; the output only goes into assertion messages, so only its tail:
+    the report's last results and its recap (the report's keys are sorted, "stats" last) and then what went to stderr
+    (warnings, errors), where a failed run says why, without a whole run's report burying pytest's own. A test that
+    must search the whole output (a secret printed nowhere) calls run_playbook_json."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    return rc, report, output[-3000:]
+
+
 def results(report, host, action=None):
     """Every result a run's report holds for host, in order, each with its task-level keys (action, changed,
     failed, skipped, msg, and the module's own returns); only those of one module with action (its FQCN)."""
