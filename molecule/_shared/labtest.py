@@ -12,19 +12,22 @@ def scenario_dir():
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 
 
-def ansible_playbook(playbook, args, **extra_env):
-    """Run a playbook of the scenario against the Molecule inventory, without colours; return the finished process."""
+def ansible_playbook(playbook, args, timeout=900, **extra_env):
+    """Run a playbook of the scenario against the Molecule inventory, without colours; return the finished process.
+    A run still going after timeout seconds is killed and fails the test (subprocess.TimeoutExpired): 900 holds a
+    scenario's converge; a run that deploys a whole fleet (the faults scenario's site.yml) passes more."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     cmd = ["ansible-playbook", "-i", inventory, str(scenario_dir() / playbook), *args]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **extra_env)
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
-def run_playbook_json(playbook, *args):
+def run_playbook_json(playbook, *args, timeout=900):
     """Run a playbook of the scenario with the JSON callback: return (exit code, the run's report, output). Fails the
     test when the run printed no report (the output's tail says why). Verbose lines (-v) go to stderr, so stdout holds
-    the report alone; output is both, for checks that a secret is printed nowhere."""
-    proc = ansible_playbook(playbook, args, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_VERBOSE_TO_STDERR="1")
+    the report alone; output is both, for checks that a secret is printed nowhere. timeout as for ansible_playbook."""
+    proc = ansible_playbook(playbook, args, timeout=timeout, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                            ANSIBLE_VERBOSE_TO_STDERR="1")
     output = proc.stdout + proc.stderr
     try:
         report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
