@@ -60,11 +60,14 @@ def results(report, host, action=None):
 
 
 def failures(report, host):
-    """The messages of what failed on host (each failed item of a loop on its own), failures that were ignored left
-    out: where a refusal says what to change."""
+    """The messages of what failed on host (each failed item of a loop on its own): where a refusal says what to
+    change. Every failure is among them, those a rescue handled and those ignore_errors let pass too: the JSON callback
+    (ansible.posix.json on ansible-core 2.19) records such a result like one that stopped the host (failed: true and
+    its msg, no key that says rescued or ignored, and the task's block is not in the report); only the recap in the
+    report's "stats" tells them apart, as counts per host (failures, rescued, ignored)."""
     messages = []
     for result in results(report, host):
-        if not result.get("failed") or result.get("ignore_errors"):
+        if not result.get("failed"):
             continue
         items = [item for item in result.get("results", []) if item.get("failed")]
         messages += [str(item.get("msg", "")) for item in items or [result]]
