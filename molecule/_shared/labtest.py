@@ -12,25 +12,39 @@ def scenario_dir():
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 
 
-def ansible_playbook(playbook, args, **extra_env):
-    """Run a playbook of the scenario against the Molecule inventory, without colours; return the finished process."""
+def ansible_playbook(playbook, args, timeout=900, **extra_env):
+    """Run a playbook of the scenario against the Molecule inventory, without colours; return the finished process.
+    A run still going after timeout seconds is killed and fails the test (subprocess.TimeoutExpired): 900 holds a
+    scenario's converge; a run that deploys a whole fleet (the faults scenario's site.yml) passes more."""
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     cmd = ["ansible-playbook", "-i", inventory, str(scenario_dir() / playbook), *args]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **extra_env)
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
-def run_playbook_json(playbook, *args):
+def run_playbook_json(playbook, *args, timeout=900):
     """Run a playbook of the scenario with the JSON callback: return (exit code, the run's report, output). Fails the
     test when the run printed no report (the output's tail says why). Verbose lines (-v) go to stderr, so stdout holds
-    the report alone; output is both, for checks that a secret is printed nowhere."""
-    proc = ansible_playbook(playbook, args, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_VERBOSE_TO_STDERR="1")
+    the report alone; output is both, for checks that a secret is printed nowhere. timeout as for ansible_playbook."""
+    proc = ansible_playbook(playbook, args, timeout=timeout, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                            ANSIBLE_VERBOSE_TO_STDERR="1")
     output = proc.stdout + proc.stderr
     try:
         report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
     except ValueError:
         raise AssertionError("the run printed no JSON report:\n" + output[-3000:]) from None
     return proc.returncode, report, output
+
+
+def converge(*args):
+    """The scenario's converge.yml again with args: (exit code, the JSON callback's report, the output's last 3000
+    characters). Tests read what the run did from the report (the recap in its "stats", results, the refusals'
+    messages), never from printed lines or task names; the output only goes into assertion messages, so only its tail:
+    the report's last results and its recap (the report's keys are sorted, "stats" last) and then what went to stderr
+    (warnings, errors), where a failed run says why, without a whole run's report burying pytest's own. A test that
+    must search the whole output (a secret printed nowhere) calls run_playbook_json."""
+    rc, report, output = run_playbook_json("converge.yml", *args)
+    return rc, report, output[-3000:]
 
 
 def results(report, host, action=None):
@@ -46,11 +60,14 @@ def results(report, host, action=None):
 
 
 def failures(report, host):
-    """The messages of what failed on host (each failed item of a loop on its own), failures that were ignored left
-    out: where a refusal says what to change."""
+    """The messages of what failed on host (each failed item of a loop on its own): where a refusal says what to
+    change. Every failure is among them, those a rescue handled and those ignore_errors let pass too: the JSON callback
+    (ansible.posix.json on ansible-core 2.19) records such a result like one that stopped the host (failed: true and
+    its msg, no key that says rescued or ignored, and the task's block is not in the report); only the recap in the
+    report's "stats" tells them apart, as counts per host (failures, rescued, ignored)."""
     messages = []
     for result in results(report, host):
-        if not result.get("failed") or result.get("ignore_errors"):
+        if not result.get("failed"):
             continue
         items = [item for item in result.get("results", []) if item.get("failed")]
         messages += [str(item.get("msg", "")) for item in items or [result]]

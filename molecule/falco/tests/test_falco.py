@@ -20,7 +20,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import failures, results, run_playbook_json  # noqa: E402
+from labtest import converge, failures, results  # noqa: E402
 
 UPSTREAM = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3])).parent / "shared" / "upstream" / "falco"
 HOSTS = ["falco-legacy", "falco-current"]
@@ -197,13 +197,6 @@ def test_rules_and_config_were_validated_before_they_went_live(name):
 
 
 FILES = "fleetwatch.falco_stack.files"
-
-
-def converge(*args):
-    """converge.yml again with args; (exit code, the JSON callback's report, the output for messages). The tests
-    read what the run did from the report (results, failures, the recap in "stats"), never from task names."""
-    rc, report, output = run_playbook_json("converge.yml", *args)
-    return rc, report, output[-3000:]
 
 
 def files_calls(report, name):

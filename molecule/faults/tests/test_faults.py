@@ -265,7 +265,9 @@ def run_site(tmp_path, host_vars):
     returns (rc, report, output) and fails the test when the run printed no report."""
     extra = tmp_path / "site-hosts.yml"
     extra.write_text(json.dumps({"all": {"hosts": host_vars}}))
-    rc, report, output = run_playbook_json("site.yml", "-i", str(extra), "-e", extra_vars(tmp_path, **SITE_VARS))
+    # 1800 s, not the runner's 900: the collection's whole site.yml (both stages, every play) on both hosts.
+    rc, report, output = run_playbook_json("site.yml", "-i", str(extra), "-e", extra_vars(tmp_path, **SITE_VARS),
+                                           timeout=1800)
     return rc, report, output
 
 

@@ -9,20 +9,12 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import failures, http_get, run_playbook_json  # noqa: E402
+from labtest import converge, failures, http_get, run_playbook_json  # noqa: E402
 
 MON = testinfra.get_host("podman://fw-mon")
 UFW = testinfra.get_host("podman://fw-ufw")
 FWD = testinfra.get_host("podman://fw-fwd")
 AGENTS = {"fw-ufw": UFW, "fw-fwd": FWD}
-
-
-def converge(*args):
-    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
-    read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
-    lines or task names."""
-    rc, report, output = run_playbook_json("converge.yml", *args)
-    return rc, report, output[-3000:]
 
 
 def status(client, url):

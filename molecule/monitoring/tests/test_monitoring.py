@@ -18,7 +18,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
 from labtest import (  # noqa: E402
-    assert_reached_over_ssh, changes, failures, get_json, http_get, ready, results, run_playbook_json, wait_for)
+    assert_reached_over_ssh, changes, converge, failures, get_json, http_get, ready, results, run_playbook_json,
+    wait_for)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_TEMPLATE = REPO_ROOT / "roles" / "prometheus" / "templates" / "falco-alerts.yml.j2"
@@ -38,14 +39,6 @@ NODE_TARGETS = {("prometheus", "mon-prom", "onprem"), ("node-exporter", "mon-pro
                 ("node-exporter", "mon-fleet-a", "cloud-a"), ("node-exporter", "mon-fleet-b", "cloud-b")}
 FALCO_TARGETS = {("falco", "mon-fleet-a", "cloud-a"), ("falco", "mon-fleet-b", "cloud-b"),
                  ("falco-exporter", "mon-fleet-b", "cloud-b")}
-
-
-def converge(*args):
-    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
-    read what the run did from the report (the recap in its "stats", results, the refusals' messages), never from
-    printed lines or task names."""
-    rc, report, output = run_playbook_json("converge.yml", *args)
-    return rc, report, output[-3000:]
 
 
 def refused(report, host, text):

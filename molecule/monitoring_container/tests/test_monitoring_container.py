@@ -11,7 +11,7 @@ from pathlib import Path
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import failures, get_json, query, ready, run_playbook_json, wait_for  # noqa: E402
+from labtest import converge, failures, get_json, query, ready, wait_for  # noqa: E402
 
 CENTRAL = testinfra.get_host("podman://monc-central")
 EDGE = testinfra.get_host("podman://monc-edge")
@@ -20,14 +20,6 @@ PROMETHEUS_IMAGE = "localhost/fleetwatch-test/prometheus:v2.42.0-debian12"
 ALERTMANAGER_IMAGE = "localhost/fleetwatch-test/alertmanager:v0.25.0-debian12"
 # node_exporter hosts and their cloud label, scraped by both container Prometheus servers.
 FLEET = {("monc-edge", "cloud-edge"), ("monc-server", "cloud-dc")}
-
-
-def converge(*args):
-    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
-    read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
-    lines or task names."""
-    rc, report, output = run_playbook_json("converge.yml", *args)
-    return rc, report, output[-3000:]
 
 
 def inspect(host, name):

@@ -8,20 +8,12 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "_shared"))
-from labtest import assert_reached_over_ssh, failures, http_get, run_playbook_json  # noqa: E402
+from labtest import assert_reached_over_ssh, converge, failures, http_get  # noqa: E402
 
 CLIENT = testinfra.get_host("podman://client")
 SECRET = os.environ.get("FLEETWATCH_LAB_SECRET", "lab-only-secret")
 TLS_HOSTS = ["ne-package", "ne-docker"]
 ALL_HOSTS = ["ne-package", "ne-podman", "ne-docker"]
-
-
-def converge(*args):
-    """converge.yml again with args: (exit code, the JSON callback's report, the output's tail for messages). The tests
-    read what the run did from the report (the recap in its "stats", the refusals' messages), never from printed
-    lines or task names."""
-    rc, report, output = run_playbook_json("converge.yml", *args)
-    return rc, report, output[-3000:]
 
 
 def refusals(report, text):
