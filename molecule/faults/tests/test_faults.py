@@ -75,7 +75,7 @@ def test_a_rule_promtool_rejects_fails_the_run_and_leaves_the_running_rules(tmp_
     bad = {"name": "lab-bad", "rules": [{"record": "lab_bad_rule", "expr": "rate(up[5m]"}]}
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-mon", "--tags", "prometheus_configure",
                                            "-e", extra_vars(tmp_path, prometheus_extra_rule_groups=[GOOD_GROUP, bad]))
-    assert rc != 0 and report is not None and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
+    assert rc != 0 and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
     refused, = refused_files(report, "flt-mon", "fleetwatch.falco_stack.files")
     assert refused["path"] == "/etc/prometheus/rules/extra.yml", refused
     assert "unclosed left parenthesis" in refused.get("stdout", "") + refused.get("stderr", ""), refused
@@ -90,7 +90,7 @@ def test_a_scrape_config_promtool_rejects_fails_the_run_and_leaves_the_running_t
     typo = {"job_name": "lab-typo", "static_config": [{"targets": ["localhost:9090"]}]}
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-mon", "--tags", "prometheus_configure",
                                            "-e", extra_vars(tmp_path, prometheus_extra_scrape_configs=[typo]))
-    assert rc != 0 and report is not None and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
+    assert rc != 0 and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
     refused, = refused_files(report, "flt-mon", "fleetwatch.falco_stack.files")
     assert refused["path"] == "/etc/prometheus/prometheus.yml", refused
     assert "static_config not found" in refused.get("stdout", "") + refused.get("stderr", ""), refused
@@ -106,7 +106,7 @@ def test_an_alertmanager_receiver_amtool_rejects_fails_the_run_and_leaves_the_ru
     bad = {"name": "fixture-webhook", "webhook_configs": [{"url": "localhost:9096/alerts"}]}
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-mon", "--tags", "alertmanager_configure",
                                            "-e", extra_vars(tmp_path, alertmanager_receivers=[bad]))
-    assert rc != 0 and report is not None and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
+    assert rc != 0 and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
     # The writing task carries receivers' secrets and logs nothing (its failure is rescued, its message hidden); the
     # rescue's failure says which file was not written and gives amtool's reason with the receivers' values masked.
     refusal = [m for m in failures(report, "flt-mon") if m.startswith("/etc/alertmanager/alertmanager.yml was not written")]
@@ -124,7 +124,7 @@ def test_a_broken_notification_template_never_reaches_the_directory_alertmanager
     rc, report, output = run_playbook_json(
         "converge.yml", "--limit", "flt-mon", "--tags", "alertmanager_configure",
         "-e", extra_vars(tmp_path, alertmanager_notification_templates={"lab-broken.tmpl": broken}))
-    assert rc != 0 and report is not None and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
+    assert rc != 0 and report["stats"]["flt-mon"]["failures"] == 1, output[-3000:]
     # The one refused file is the broken template, with the template check's reason.
     refused, = refused_files(report, "flt-mon", "ansible.builtin.copy")
     assert refused["item"]["name"] == "lab-broken.tmpl", refused
@@ -145,7 +145,7 @@ def test_a_corrected_run_succeeds_and_the_services_load_the_correction(tmp_path)
         tmp_path, prometheus_extra_rule_groups=[GOOD_GROUP, fixed_group], prometheus_extra_scrape_configs=[fixed_job],
         alertmanager_receivers=[WEBHOOK, fixed_receiver], alertmanager_host_receivers={"flt-mon": "lab-fixed-webhook"},
         alertmanager_notification_templates={"lab-fixed.tmpl": template}))
-    assert rc == 0 and report is not None and report["stats"]["flt-mon"]["changed"] >= 1, output[-3000:]
+    assert rc == 0 and report["stats"]["flt-mon"]["changed"] >= 1, output[-3000:]
     assert wait_for(lambda: "lab_fixed_rule" in loaded_rules())
     assert wait_for(lambda: scrape_jobs() == {"prometheus", "lab-fixed"}), scrape_jobs()
     assert wait_for(lambda: "lab-fixed-webhook" in alertmanager_config())
@@ -193,7 +193,7 @@ def test_a_run_killed_after_writing_the_configuration_and_before_its_reload_conv
     assert {service: main_pid(service) for service in pids} == pids
 
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-mon")
-    assert rc == 0 and report is not None and report["stats"]["flt-mon"]["changed"] >= 1, output[-3000:]
+    assert rc == 0 and report["stats"]["flt-mon"]["changed"] >= 1, output[-3000:]
     # Each role's catch-up found the files the killed run wrote and never had loaded, and notified its handlers: one
     # changed notice per service, naming its configuration file.
     caught_up = [r["msg"] for r in results(report, "flt-mon", "ansible.builtin.debug")
@@ -206,7 +206,7 @@ def test_a_run_killed_after_writing_the_configuration_and_before_its_reload_conv
     assert wait_for(lambda: "lab-fixed-webhook" not in alertmanager_config())
 
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-mon")
-    assert rc == 0 and report is not None and report["stats"]["flt-mon"]["changed"] == 0, changes(report, "flt-mon")
+    assert rc == 0 and report["stats"]["flt-mon"]["changed"] == 0, changes(report, "flt-mon")
 
 
 # --- Container mode: the data survives a move to another image ---------------------------------------------------------
@@ -230,7 +230,7 @@ def test_prometheus_data_survives_a_move_to_a_rebuilt_image():
 
     rc, report, output = run_playbook_json("converge.yml", "--limit", "flt-ctr",
                                            "-e", "prometheus_container_tag=v2.42.0-debian12-rebuilt")
-    assert rc == 0 and report is not None and report["stats"]["flt-ctr"]["changed"] >= 1, output[-3000:]
+    assert rc == 0 and report["stats"]["flt-ctr"]["changed"] >= 1, output[-3000:]
     after_container = json.loads(CTR.check_output("podman container inspect prometheus"))[0]
     assert after_container["Id"] != before_container["Id"] and after_container["Image"] == new_image
     assert wait_for(lambda: ready(CTR, "http://localhost:9090/-/ready"))
@@ -330,7 +330,7 @@ def test_the_same_hosts_without_the_problems_are_deployed_by_site_yml(tmp_path):
 
 def test_a_host_lost_part_way_does_not_stop_the_others_and_is_named_at_the_end():
     rc, report, output = run_playbook_json("site_shape.yml")
-    assert rc != 0 and report is not None, output[-3000:]
+    assert rc != 0, output[-3000:]
     stats = report["stats"]
     # podman's connection reports a stopped container as a failed task or as unreachable; either way it is lost.
     assert stats["flt-ctr"]["unreachable"] + stats["flt-ctr"]["failures"] >= 1, stats
