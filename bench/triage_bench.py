@@ -23,8 +23,9 @@ Shapes (--shapes):
 --busy-core keeps one core busy with a CPU burner while the tools run, as on a machine that does other work.
 
 With --instructions N it also counts, with valgrind's callgrind, the instructions per alert that jq and our
-triage (one process) execute on N alerts of the generated shape: unlike seconds, that ratio does not move with
-other load on the machine.
+triage (one process) execute on each shape: the count on 2N alerts less the count on N alerts, divided by N, so
+that start-up and first-use costs cancel out for every program. Unlike seconds, that ratio does not move with other
+load on the machine.
 
 Usage: python3 bench/triage_bench.py [--events 1000000] [--shapes generated,recorded] [--workers 1] [--busy-core]
        [--repeat 3] [--instructions 20000]
@@ -474,25 +475,65 @@ def run_ours_once(path, workers):
 
 def callgrind_instructions(command):
     """Instructions the command executes (callgrind's total): the same however busy the machine is."""
+    # A fixed hash seed: with Python's random one, the same run's count moves by about 1 % from dict layouts.
+    environment = dict(os.environ, PYTHONHASHSEED="0")
     with tempfile.TemporaryDirectory() as scratch:
         result = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=%s/out" % scratch] + command,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True,
+                                env=environment)
     return int(re.search(r"Collected : (\d+)", result.stderr).group(1))
 
 
-def instructions_per_alert(workdir, alerts):
-    """Instructions per alert of each jq program and of our triage in one process, start-up cost subtracted."""
-    sample, empty = workdir / "instructions-sample.txt", workdir / "instructions-empty.txt"
-    generate(sample, empty, alerts, 0)
+def write_sample(shape, path, alerts):
+    """A dump of ``alerts`` alerts of the shape (banners and broken lines included, as in the timed runs)."""
+    unused = path.with_suffix(".unused")
+    if shape == "recorded":
+        recorded, _origin = load_recorded()
+        generate_recorded(path, unused, alerts, 0, recorded)
+    else:
+        generate(path, unused, alerts, 0)
+    unused.unlink()
+
+
+def instructions_per_alert(workdir, alerts, shape):
+    """Instructions per further alert of each jq program and of our triage in one process, on one shape.
+
+    Each program runs on N and on 2N alerts; the difference over N is what one more alert costs. Start-up
+    (interpreter, imports, jq compiling its program) and first-use costs (the summary's imports, its first table
+    rows) are in both runs and cancel out, for jq and for the triage alike. A run on an empty input, subtracted
+    instead, leaves the first-use costs in the count, spread over N alerts only: at N = 20,000 they added about
+    7,800 instructions per alert to the triage on the generated shape, which a million-alert dump spreads 50 times
+    thinner.
+    """
+    single, double = workdir / ("instructions-%s-1.txt" % shape), workdir / ("instructions-%s-2.txt" % shape)
+    write_sample(shape, single, alerts)
+    write_sample(shape, double, 2 * alerts)
     commands = dict(JQ_PROCESSES)
     commands["ours-1"] = [sys.executable, "-c", OURS, str(MODULE_UTILS)]
     per_alert = {}
-    for label, command in commands.items():
-        extra = ["1"] if label == "ours-1" else []
-        work = callgrind_instructions(command + [str(sample)] + extra)
-        start_up = callgrind_instructions(command + [str(empty)] + extra)
-        per_alert[label] = (work - start_up) / float(alerts)
+    try:
+        for label, command in commands.items():
+            extra = ["1"] if label == "ours-1" else []
+            more = callgrind_instructions(command + [str(double)] + extra)
+            less = callgrind_instructions(command + [str(single)] + extra)
+            per_alert[label] = (more - less) / float(alerts)
+    finally:
+        single.unlink()
+        double.unlink()
     return per_alert
+
+
+def print_instructions(workdir, alerts, shapes):
+    for shape in shapes:
+        if shape == "recorded":
+            recorded, origin = load_recorded()
+            if recorded is None:
+                print("[recorded] instructions not counted: %s" % origin)
+                continue
+        per_alert = instructions_per_alert(workdir, alerts, shape)
+        cheapest_jq = min(per_alert[label] for label in JQ_PROCESSES)
+        print("instructions per alert (callgrind, %d more alerts, %s shape): %s; jq/ours-1=%.2fx" % (
+            alerts, shape, ", ".join("%s %.0f" % item for item in per_alert.items()), cheapest_jq / per_alert["ours-1"]))
 
 
 def time_jq(big, expected, events, rates, cpu_rates):
@@ -589,7 +630,8 @@ def main():
     parser.add_argument("--skip-jq", action="store_true", help="do not time jq")
     parser.add_argument("--skip-plain", action="store_true", help="do not time the plain Python loop")
     parser.add_argument("--instructions", type=int, default=0, metavar="N",
-                        help="also count instructions per alert with callgrind on N alerts (needs valgrind and jq)")
+                        help="also count instructions per alert with callgrind: runs on N and 2N alerts of each shape "
+                             "(needs valgrind and jq)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each tool this many times and keep its best time: other load on the machine "
                              "only ever slows a run down (default 1)")
@@ -628,11 +670,7 @@ def main():
                 big.unlink()
                 small.unlink()
         if args.instructions and shutil.which("valgrind") and shutil.which("jq"):
-            per_alert = instructions_per_alert(workdir, args.instructions)
-            cheapest_jq = min(per_alert[label] for label in JQ_PROCESSES)
-            print("instructions per alert (callgrind, %d alerts, generated shape): %s; jq/ours-1=%.1fx" % (
-                args.instructions, ", ".join("%s %.0f" % item for item in per_alert.items()),
-                cheapest_jq / per_alert["ours-1"]))
+            print_instructions(workdir, args.instructions, shapes)
         elif args.instructions:
             print("valgrind or jq not found: instructions not counted")
     finally:

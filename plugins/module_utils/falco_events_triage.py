@@ -76,6 +76,10 @@ READ_BLOCK_BYTES = 256 * 1024
 # A container.id shorter than this ("host", "") is not an id: no value is cleaned for containing it.
 _MIN_CONTAINER_ID = 12
 
+# Hosts whose group counters one cache slot keeps (_host_count): memory stays bounded with thousands of hosts in a
+# dump, whose further hosts take the longer way, through the group table, on every alert.
+_MAX_SLOT_HOSTS = 32
+
 # Fingerprint entry slots: a list, not an object, because attribute access costs time in the hot loop.
 _FP_COUNT, _FP_FIRST, _FP_LAST, _FP_RANK, _FP_PRIORITY, _FP_SAMPLE, _FP_HOSTS, _FP_HOSTS_TRUNCATED = range(8)
 
@@ -135,15 +139,17 @@ class FalcoTriage:
         self._reset_caches()
 
     def _reset_caches(self):
-        # (rule, priority, raw field values) as found in the alert -> [fingerprint entry, the values' strings
-        # joined]. Most alerts repeat a key seen before, so cleaning values and hashing the cleaned key happen once
-        # per distinct raw key. Host-independent on purpose: a dump from hundreds of hosts must not multiply it.
+        # (rule, priority, raw field values) as found in the alert -> a slot (_new_slot): the fingerprint entry,
+        # the values' strings joined, and the group counters of the hosts seen with it. Most alerts repeat a key
+        # seen before, so cleaning values and hashing the cleaned key happen once per distinct raw key.
+        # Host-independent on purpose: a dump from hundreds of hosts must not multiply it.
         # Container-independent too, except where a value contains the alert's container id: cleaning drops such a
         # value (_entry_for), so the same raw values clean differently in the container they name and anywhere
         # else. One substring search of the joined strings finds that case; the entry is then cached under
         # (rule, priority, values, container id), and the plain key's entry stays None until an alert elsewhere.
         self._entries = {}
-        # (host, rule, priority as written) -> [count], folded into rule_counts after every batch
+        # (host, rule, priority as written) -> [count], folded into rule_counts after every batch and set back to
+        # zero; the slots hold the same counters
         self._raw_groups = {}
         # rule or priority name -> the one string object the cache slots share for it
         self._shared_names = {}
@@ -153,6 +159,7 @@ class FalcoTriage:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_entries"] = {}
+        state["_raw_groups"] = {}
         state["_priority_info"] = {}
         state["_shared_names"] = {}
         return state
@@ -282,11 +289,9 @@ class FalcoTriage:
         fields = keys[7:]
         entries = self._entries
         entries_get = entries.get
-        raw_groups = self._raw_groups
-        raw_groups_get = raw_groups.get
         new_slot = self._new_slot
+        host_count = self._host_count
         default_host = self.default_host
-        set_type = set
         skipped = self.skipped
         # Alerts are counted once per batch, as the lines not skipped: a counter in the loop costs every event.
         skipped_before = sum(skipped.values())
@@ -310,7 +315,7 @@ class FalcoTriage:
             except (ValueError, KeyError, TypeError):
                 event = None
             if (event is not None and rule.__class__ is str_type and priority.__class__ is str_type
-                    and moment.__class__ is str_type and len(moment) == 30 and moment[19::10] == ".Z"
+                    and moment.__class__ is str_type and len(moment) == 30 and moment[29] == "Z" and moment[19] == "."
                     and output_fields.__class__ is dict_type):
                 if filtering and self._filtered_out(moment, priority, rule):
                     filtered_out += 1
@@ -381,22 +386,23 @@ class FalcoTriage:
             entry = cached[0]
             if cached[1]:
                 container_id = output_fields.get(container_id_key)
-                if (container_id.__class__ is str_type and len(container_id) >= _MIN_CONTAINER_ID
-                        and container_id in cached[1]):
+                # The substring search first: it rules out most alerts before the length is read.
+                if (container_id.__class__ is str_type and container_id in cached[1]
+                        and len(container_id) >= _MIN_CONTAINER_ID):
                     key = (rule, priority, values, container_id)
                     cached = entries_get(key)
                     if cached is None:
                         cached = entries[key] = new_slot(rule, priority, None)
                     entry = cached[0]
-            # The slot's rule and priority are the same objects for every slot of that rule and priority: the
-            # group's lookup compares them by identity instead of character by character.
-            group = (host, cached[2], cached[3])
-            count = raw_groups_get(group)
-            if count is None:
-                raw_groups[group] = count = [0]
-            count[0] += 1
             if entry is None:
                 entry = cached[0] = self._entry_for(rule, priority, output_fields, event.get("output"), host)
+            # The slot's counter of this host's group (host, rule, priority); a host new to the slot gets it, and
+            # is added to the fingerprint's hosts, once. A lookup by the host alone, where a lookup by the group
+            # built a tuple, hashed it and compared it, and the fingerprint's hosts were checked on every alert.
+            count = cached[4].get(host)
+            if count is None:
+                count = host_count(cached, host)
+            count[0] += 1
             entry[0] += 1
             if moment is not None:
                 # Alerts mostly come in time order: one comparison for most of them. An entry's first and last
@@ -408,12 +414,6 @@ class FalcoTriage:
                         entry[1] = moment
                 elif moment < entry[1]:
                     entry[1] = moment
-            hosts = entry[6]
-            if hosts.__class__ is set_type:
-                if host not in hosts:
-                    self._add_host(entry, host)
-            elif hosts != host:
-                self._add_host(entry, host)
 
         self.alerts += len(lines) - (sum(skipped.values()) - skipped_before)
         self.filtered_out += filtered_out
@@ -427,16 +427,32 @@ class FalcoTriage:
             self._shared_names = {}
 
     def _new_slot(self, rule, priority, values):
-        """A cache slot: [fingerprint entry (None until the first alert), the values' strings joined, rule, priority].
+        """A cache slot: [fingerprint entry (None until the first alert), the values' strings joined, rule, priority,
+        {host: its group's counter}].
 
-        Rule and priority are kept as one shared object per name, so the hot loop's group keys made from slots
-        compare by identity.
+        Rule and priority are kept as one shared object per name, so the group keys made from slots compare by
+        identity.
         """
         shared = self._shared_names
         rule = shared.setdefault(rule, rule)
         priority = shared.setdefault(priority, priority)
         joined = "" if values is None else "\n".join([value for value in values if value.__class__ is str])
-        return [None, joined, rule, priority]
+        return [None, joined, rule, priority, {}]
+
+    def _host_count(self, slot, host):
+        """The counter of the group (host, the slot's rule and priority), kept in the slot for that host; the host
+        is added to the slot's fingerprint entry at the same time (the entry exists by then)."""
+        group = (host, slot[2], slot[3])
+        count = self._raw_groups.get(group)
+        if count is None:
+            count = self._raw_groups[group] = [0]
+        if len(slot[4]) < _MAX_SLOT_HOSTS:
+            slot[4][host] = count
+        entry = slot[0]
+        hosts = entry[_FP_HOSTS]
+        if hosts != host and (hosts.__class__ is not set or host not in hosts):
+            self._add_host(entry, host)
+        return count
 
     def _filtered_out(self, moment, priority, rule):
         """Whether the options leave an alert out: outside since/until, below min_priority, not among rules."""
@@ -468,12 +484,19 @@ class FalcoTriage:
         rule_counts_get = rule_counts.get
         priority_info = self._priority_info
         # Once per batch, but for every host, rule and priority in it: a method call each cost about as much as
-        # the rest of the fold.
-        for (host, rule, priority), (count,) in self._raw_groups.items():
-            info = priority_info.get(priority) or self._priority(priority)
-            group = (host, rule, info[1])
-            rule_counts[group] = rule_counts_get(group, 0) + count
-        self._raw_groups.clear()
+        # the rest of the fold. The counters stay, set back to zero: cache slots hold them (_host_count).
+        for (host, rule, priority), count in self._raw_groups.items():
+            if count[0]:
+                info = priority_info.get(priority) or self._priority(priority)
+                group = (host, rule, info[1])
+                rule_counts[group] = rule_counts_get(group, 0) + count[0]
+                count[0] = 0
+        if len(self._raw_groups) > self.max_rule_groups:
+            # Bounded like the tables (a dump from many hosts): the slots let go of their counters too, and get
+            # them again from _host_count.
+            self._raw_groups = {}
+            for slot in self._entries.values():
+                slot[4].clear()
         if len(rule_counts) > self.max_rule_groups:
             self._prune_rule_counts()
 

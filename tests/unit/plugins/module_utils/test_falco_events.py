@@ -647,6 +647,29 @@ def test_rule_rows_are_every_host_rule_priority_row_most_frequent_first():
     assert rows[:2] == triage.summary(top=2)["rules"]["top"]
 
 
+def test_many_hosts_are_counted_exactly_and_a_fingerprint_keeps_its_first_50():
+    # More hosts than a cache slot keeps group counters for, and more groups (two spellings of one priority) than
+    # the group table keeps between batches: every host's count stays exact all the same.
+    hosts = ["h%03d" % number for number in range(80)]
+    expected = {}
+    triage = FalcoTriage(max_rule_groups=100)
+    for second in range(3):
+        batch = []
+        for index, host in enumerate(hosts):
+            event = shadow_read("2026-11-27T00:00:%02d.000000000Z" % second, host=host)
+            if (index + second) % 2:
+                event["priority"] = "warning"
+            batch.append(line(event))
+            expected[host] = expected.get(host, 0) + 1
+        triage.feed_lines(batch)
+    assert {row["host"]: row["count"] for row in triage.rule_rows()} == expected
+    assert set(row["priority"] for row in triage.rule_rows()) == {"Warning"}
+    record = triage.fingerprint_records()[0]
+    assert record["count"] == sum(expected.values())
+    assert record["hosts"] == hosts[:50] and record["hosts_truncated"] is True
+    assert triage.summary()["approximate"] is False
+
+
 def test_fingerprint_table_stays_bounded_and_keeps_the_heavy_hitter():
     triage = FalcoTriage(max_fingerprints=20)
     heavy = line(shadow_read("2026-11-27T00:00:00.000000000Z"))
