@@ -10,6 +10,9 @@ the same main process to have stayed up for a while (``settle`` seconds) and no 
 
 from __future__ import annotations
 
+import json
+import os
+
 # systemctl show properties the verdict reads.
 UNIT_PROPERTIES = ("ActiveState", "SubState", "MainPID", "NRestarts", "ExecMainStartTimestampMonotonic",
                    "InvocationID", "LoadState")
@@ -44,6 +47,13 @@ HINTS = (
 )
 
 
+# What Falco logs when it restarts itself inside its process (the same text from 0.31 to 0.44): on SIGHUP, and from
+# 0.32 when its watcher (watch_config_files) saw its configuration or rules files change and its own check of them
+# passed. When that check fails, Falco keeps its loaded files and sends this rule's alert to its outputs instead.
+RELOAD_LINE = "SIGHUP received, restarting"
+RELOAD_REFUSED = "Falco internal: hot restart failure"
+
+
 def parse_show(text):
     """``systemctl show -p A -p B UNIT`` output (KEY=VALUE lines) as a dict of strings."""
     props = {}
@@ -71,6 +81,39 @@ def events_seen(metrics_text):
             except (ValueError, IndexError):
                 return 0
     return 0
+
+
+def newest_change(paths, stat=os.stat):
+    """Epoch seconds of the newest change among paths: a file's modification time, or for a path that is gone, its
+    directory's (removing a file changes its directory). 0 when none of them exists."""
+    newest = 0.0
+    for path in paths:
+        for candidate in (path, os.path.dirname(path)):
+            try:
+                newest = max(newest, stat(candidate).st_mtime)
+                break
+            except FileNotFoundError:
+                continue
+    return newest
+
+
+def reload_outcome(journal_json, after):
+    """What Falco did with files changed at ``after`` (epoch seconds), read from ``journalctl -o json`` lines:
+    ``("reloaded", line)``, ``("refused", line)`` when its own check refused them, or ``(None, "")``."""
+    for line in journal_json.splitlines():
+        try:
+            entry = json.loads(line)
+            logged = int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6
+        except (ValueError, TypeError, AttributeError):
+            continue
+        message = entry.get("MESSAGE")
+        if not isinstance(message, str) or logged <= after:
+            continue  # journald stores a message that is not UTF-8 as a list of bytes: not one of Falco's lines
+        if RELOAD_REFUSED in message:
+            return "refused", message
+        if RELOAD_LINE in message:
+            return "reloaded", message
+    return None, ""
 
 
 def hint_for(log_lines, driver):

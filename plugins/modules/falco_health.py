@@ -19,7 +19,12 @@ description:
     and answers C(/healthz) but sees nothing; only the events counter shows the probe is in.
   - Fails with the reason, the unit's last log lines and a hint (wrong driver, no kernel BTF, a missing capability,
     a refused configuration) when Falco does not run, exits, or is restarted while it watches.
-  - Only reads; runs the same in check mode.
+  - With O(changed_files), first waits for Falco to reload those files itself (its C(watch_config_files) watcher
+    logs C(SIGHUP received, restarting) after its own check of them passed), then watches the process stay up
+    O(settle) seconds from the reload on. When Falco's own check refuses the files, it fails with Falco's message
+    (Falco keeps running on the files it had loaded). When no reload comes within O(timeout) (the watcher is off,
+    for example in a C(config.d) drop-in of the host's), it restarts the unit once and watches the new process:
+    the only change this module makes.
 options:
   unit:
     description: The systemd unit that runs Falco, for example C(falco-modern-bpf.service).
@@ -40,8 +45,16 @@ options:
       process is older than the reload, which opens the driver and loads the rules again).
     type: bool
     default: false
+  changed_files:
+    description:
+      - Files this run wrote or removed that Falco watches, for a Falco that reloads itself on their change
+        (C(watch_config_files), Falco 0.37 and later). Its reload must be logged after the newest of these changes.
+      - Do not also signal Falco: a SIGHUP that reaches Falco while it restarts itself kills it.
+    type: list
+    elements: path
+    default: []
   timeout:
-    description: Seconds to wait for Falco to come up before failing.
+    description: Seconds to wait for Falco to come up (and, with O(changed_files), to reload) before failing.
     type: int
     default: 90
   healthz_url:
@@ -67,7 +80,7 @@ options:
     default: 25
 attributes:
   check_mode:
-    description: Reads only; runs in check mode as in a normal run.
+    description: Runs in check mode as in a normal run; without O(changed_files) it only reads.
     support: full
   diff_mode:
     description: Nothing to show.
@@ -88,6 +101,11 @@ state:
   description: The unit's properties at the last look (C(ActiveState), C(SubState), C(MainPID), C(NRestarts), ...).
   returned: always
   type: dict
+reload:
+  description: With O(changed_files), C(reloaded) when Falco reloaded them itself, C(restarted) when the module
+    restarted the unit because no reload came; else C(none).
+  returned: success
+  type: str
 uptime:
   description: Seconds the main process had been up when it was found healthy.
   returned: success
@@ -112,7 +130,9 @@ from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_healt
     as_int,
     events_seen,
     failure_message,
+    newest_change,
     parse_show,
+    reload_outcome,
 )
 
 
@@ -132,6 +152,22 @@ def log_tail(module, unit, lines):
         return []
     rc, out, _err = module.run_command([journalctl, "-u", unit, "-n", str(lines), "-o", "cat", "--no-pager"])
     return out.splitlines() if rc == 0 else []
+
+
+def journal_since(module, unit, after):
+    """The unit's journal from the second of ``after`` (epoch seconds) on, as journalctl -o json lines."""
+    journalctl = module.get_bin_path("journalctl", required=True)
+    rc, out, err = module.run_command([journalctl, "-u", unit, "--since", "@%d" % int(after), "-o", "json",
+                                       "--no-pager"])
+    if rc != 0:
+        module.fail_json(msg="journalctl -u %s failed: %s" % (unit, err.strip() or out.strip()))
+    return out
+
+
+def restart(module, unit):
+    rc, out, err = module.run_command([module.get_bin_path("systemctl", required=True), "restart", unit])
+    if rc != 0:
+        module.fail_json(msg="systemctl restart %s failed: %s" % (unit, err.strip() or out.strip()))
 
 
 def served_certificate(cert_file):
@@ -195,6 +231,7 @@ def main():
             healthz_url=dict(type="str", default=""),
             metrics_url=dict(type="str", default=""),
             healthz_cert_file=dict(type="path"),
+            changed_files=dict(type="list", elements="path", default=[]),
             log_lines=dict(type="int", default=25),
         ),
         supports_check_mode=True,
@@ -204,11 +241,34 @@ def main():
     start = time.monotonic()
     watch = Watch(params["settle"], watch_from=start if params["watch"] else None)
     deadline = start + params["timeout"]
+    # Set while Falco has still to reload the changed files itself: the epoch second of their newest change.
+    changed_at = newest_change(params["changed_files"]) if params["changed_files"] else None
+    reload = "none"
     props = {}
     while True:
+        if changed_at is not None:
+            outcome, line = reload_outcome(journal_since(module, unit, changed_at), changed_at)
+            if outcome == "refused":
+                module.fail_json(msg="Falco checked its changed files itself and refused them; it keeps running on "
+                                 "the files it had loaded, which no longer match the files on disk. Falco said: %s"
+                                 % line, state=props)
+            if outcome == "reloaded":
+                changed_at, reload = None, "reloaded"
+                watch.watch_from = time.monotonic()
+            elif time.monotonic() > deadline:
+                restart(module, unit)
+                module.warn("Falco did not reload its changed files by itself within %d s (is watch_config_files "
+                            "off in a drop-in of /etc/falco/config.d?); %s was restarted to load them."
+                            % (params["timeout"], unit))
+                changed_at, reload = None, "restarted"
+                watch = Watch(params["settle"])
+                deadline = time.monotonic() + params["timeout"]
         props = show(module, unit)
         now = time.monotonic()
         verdict = watch.observe(props, now)
+        if verdict == "healthy" and changed_at is not None:
+            watch.reason = "it runs, but has not reloaded its changed files yet"
+            verdict = "waiting"
         if verdict == "healthy" and params["healthz_url"]:
             problem = healthz(params["healthz_url"], params["healthz_cert_file"])
             if problem:
@@ -221,14 +281,13 @@ def main():
                 verdict = "waiting"
         if verdict == "healthy":
             uptime = now - as_int(props, "ExecMainStartTimestampMonotonic") / 1e6
-            module.exit_json(changed=False, state=props, uptime=round(uptime, 1))
-        if verdict == "failed" or now > deadline:
+            module.exit_json(changed=reload == "restarted", state=props, reload=reload, uptime=round(uptime, 1))
+        if verdict == "failed" or (now > deadline and changed_at is None):
             lines = log_tail(module, unit, params["log_lines"])
             reason = watch.reason if verdict == "failed" else "it did not come up within %d s (%s)" % (
                 params["timeout"], watch.reason)
             module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines)
         time.sleep(1)
-
 
 if __name__ == "__main__":
     main()

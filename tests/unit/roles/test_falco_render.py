@@ -31,6 +31,9 @@ CASES = {
     # falco_metrics_enabled stays at its default (true): native metrics do not exist before 0.39.
     "0.31.1": dict(TUNING, falco_version="0.31.1", falco_grpc_enabled=True),
     "0.38.1": {"falco_version": "0.38.1"},
+    # Where the watcher of the rendered falco.yaml changes: 0.32 to 0.36 miss a file replaced by rename.
+    "0.36.2": {"falco_version": "0.36.2"},
+    "0.37.1": {"falco_version": "0.37.1"},
     "0.44.1-nometrics": {"falco_version": "0.44.1", "falco_metrics_enabled": False},
 }
 # Booleans as a user types them on the command line: -e key=value makes strings ("false" is a truthy string).
@@ -92,6 +95,12 @@ def test_dropin_generation_leaves_falco_yaml_alone(rendered, case):
     stage = rendered[case]
     assert not (stage / "falco.yaml").exists()
     assert all(p.name.startswith("fleetwatch-") for p in dropins(stage))
+
+
+@pytest.mark.parametrize("case,watching", [("0.36.2", False), ("0.37.1", True)])
+def test_the_full_falco_yaml_lets_falco_watch_its_files_only_where_it_sees_renames(rendered, case, watching):
+    """The role replaces files by rename: a watcher that misses that is off (the handler restarts Falco instead)."""
+    assert load_yaml(rendered[case] / "falco.yaml")["watch_config_files"] is watching
 
 
 @needs_upstream

@@ -1,6 +1,8 @@
 """The verdict of the falco_health module: a Falco that stays up, one in a restart loop, one that never starts."""
 
 import http.server
+import json
+import os
 import ssl
 import subprocess
 import threading
@@ -12,7 +14,9 @@ from ansible_collections.fleetwatch.falco_stack.plugins.module_utils.falco_healt
     events_seen,
     failure_message,
     hint_for,
+    newest_change,
     parse_show,
+    reload_outcome,
 )
 from ansible_collections.fleetwatch.falco_stack.plugins.modules.falco_health import driver_problem, healthz
 
@@ -200,3 +204,37 @@ def test_the_verifier_refusing_the_probe_gets_its_own_hint():
            "An error occurred in an event source, forcing termination..."]
     hint = hint_for(log, "modern_ebpf")
     assert "verifier" in hint and "falco_driver: kmod" in hint and "CAP_SYS_ADMIN" in hint
+
+
+def journal(*entries):
+    """journalctl -o json lines: (epoch seconds, MESSAGE)."""
+    return "\n".join(json.dumps({"MESSAGE": message, "__REALTIME_TIMESTAMP": str(int(logged * 1e6))})
+                     for logged, message in entries)
+
+
+def test_only_a_reload_line_logged_after_the_change_counts():
+    line = "Sat Dec  5 22:50:48 2026: SIGHUP received, restarting..."
+    assert reload_outcome(journal((99.5, line)), after=100.0) == (None, "")
+    assert reload_outcome(journal((99.5, line), (100.2, "Loading rules from:"), (101.0, line)), after=100.0) == (
+        "reloaded", line)
+
+
+def test_falcos_refusal_of_its_changed_files_is_read_from_its_alert():
+    alert = '{"output":"Falco internal: hot restart failure: LOAD_ERR_VALIDATE","priority":"Critical"}'
+    assert reload_outcome(journal((101.0, alert)), after=100.0) == ("refused", alert)
+
+
+def test_journal_lines_that_are_not_falcos_text_are_skipped():
+    binary = json.dumps({"MESSAGE": [83, 73, 71], "__REALTIME_TIMESTAMP": "101000000"})
+    assert reload_outcome("not json\n" + binary + "\n{}", after=100.0) == (None, "")
+
+
+def test_the_newest_change_is_a_files_time_or_for_a_removed_file_its_directorys(tmp_path):
+    kept, gone = tmp_path / "a.yaml", tmp_path / "gone.yaml"
+    kept.write_text("x")
+    os.utime(kept, (1000, 1000))
+    os.utime(tmp_path, (500, 500))
+    assert newest_change([str(kept)]) == 1000
+    os.utime(tmp_path, (2000, 2000))
+    assert newest_change([str(kept), str(gone)]) == 2000
+    assert newest_change([str(tmp_path / "no" / "such.yaml")]) == 0
