@@ -23,8 +23,8 @@ description:
     logs C(SIGHUP received, restarting) after its own check of them passed), then watches the process stay up
     O(settle) seconds from the reload on. When Falco's own check refuses the files, it fails with Falco's message
     (Falco keeps running on the files it had loaded). When no reload comes within O(timeout) (the watcher is off,
-    for example in a C(config.d) drop-in of the host's), it restarts the unit once and watches the new process:
-    the only change this module makes.
+    for example in a C(config.d) drop-in of the host's), it restarts the unit once and watches the new process;
+    that restart is the only change this module makes.
 options:
   unit:
     description: The systemd unit that runs Falco, for example C(falco-modern-bpf.service).
@@ -49,7 +49,7 @@ options:
     description:
       - Files this run wrote or removed that Falco watches, for a Falco that reloads itself on their change
         (C(watch_config_files), Falco 0.37 and later). Its reload must be logged after the newest of these changes.
-      - Do not also signal Falco: a SIGHUP that reaches Falco while it restarts itself kills it.
+      - Do not also signal Falco, because a SIGHUP that reaches Falco while it restarts itself kills it.
     type: list
     elements: path
     default: []
@@ -288,6 +288,7 @@ def main():
                 params["timeout"], watch.reason)
             module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines)
         time.sleep(1)
+
 
 if __name__ == "__main__":
     main()

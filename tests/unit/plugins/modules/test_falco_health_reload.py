@@ -78,8 +78,8 @@ def test_falcos_own_reload_after_the_change_is_awaited_and_nothing_is_restarted(
     assert json.loads(state.read_text())["restarts"] == 0
 
 
-def test_a_reload_logged_before_the_change_does_not_count_and_silence_restarts_the_unit(tmp_path, monkeypatch,
-                                                                                         capsys):
+def test_a_reload_logged_before_the_change_does_not_count_and_silence_restarts_the_unit(
+        tmp_path, monkeypatch, capsys):
     path = changed_file(tmp_path)
     os.utime(path, (time.time(), time.time()))
     state = stand_in(tmp_path, monkeypatch, [[time.time() - 0.5, RELOAD]])
