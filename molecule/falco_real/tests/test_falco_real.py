@@ -492,7 +492,7 @@ def test_rules_changes_in_a_row_each_reach_falco_once_by_its_own_reload_and_neve
         rc, ran, output = run_playbook_json("converge.yml", "--limit", name)
         assert rc == 0 and ran is not None, output
         changes_applied += 1
-    log = h.check_output("journalctl -u %s -o cat --no-pager --since @%d", UNIT, since)
+    log = h.check_output("journalctl -u %s -o cat --no-pager --since %s", UNIT, "@%d" % since)
     assert log.count(RELOAD_LINE) == changes_applied, log
     assert (main_pid(name), h.check_output("systemctl show -P NRestarts %s", UNIT)) == (pid, restarts)
     marker = mark()
