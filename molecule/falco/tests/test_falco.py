@@ -344,13 +344,16 @@ def test_files_no_longer_declared_are_removed_and_falco_reloads():
 
 def assert_started_once_and_never_signalled(name, since):
     """A run that installed another version and changed the configuration restarts Falco and does not also send it
-    the SIGHUP of the reload handler: the running Falco was started once and got no signal (the fixture records a
-    SIGHUP in its first seconds, which would kill a real Falco still loading its rules, and any later reload)."""
+    the SIGHUP of the reload handler: the running Falco was started once and no Falco got a signal (the fixture
+    records a SIGHUP in its first seconds, which would kill a real Falco still loading its rules, a SIGHUP during a
+    restart, and any reload with what caused it). The Falco the package's scripts started may reload itself when
+    the role's files change (its watcher) before the restart replaces it: Falco's doing, not the role's."""
     run = calls(name)[since:]
     pid = state(name)["pid"]
     assert [c["pid"] for c in run if c["event"] == "start"].count(pid) == 1, run
-    signalled = ("reload", "killed-by-sighup-while-starting", "killed-by-sighup-while-restarting")
-    assert [c["event"] for c in run if c["event"] in signalled] == [], run
+    signalled = [c["event"] for c in run if c["event"].startswith("killed-by-sighup")
+                 or (c["event"] == "reload" and c.get("by") != "watcher")]
+    assert signalled == [], run
 
 
 # Both hosts to 0.44.1 in one run: falco-current upgrades from the repository (gRPC off, as 0.44 requires),
