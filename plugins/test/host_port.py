@@ -14,8 +14,8 @@ short_description: Is the value a HOST:PORT address a service can listen on or b
 version_added: 0.1.0
 description:
   - Accepts a string C(HOST:PORT) where C(HOST) is empty (every address of the host), a name or IPv4 address made of
-    letters, digits, C(_), C(.) and C(-), or an IPv6 address in square brackets, and C(PORT) is a number from 1 to
-    65535 (at most five digits).
+    letters, digits, C(_), C(.) and C(-), or an IPv6 address in square brackets (without a zone such as C(%eth0)),
+    and C(PORT) is a number from 1 to 65535 (at most five digits).
   - Refuses anything else, such as an address without a port, port 0 (a port the kernel picks, which no scraper can
     find), an IPv6 address without brackets, whitespace anywhere, a trailing newline, and values that are not strings.
   - The form Prometheus, Alertmanager, node_exporter, falco-exporter and falcosidekick take for their addresses, so a
