@@ -110,6 +110,7 @@ def test_misspelled_variable_is_refused_with_a_suggestion(workdir):
 
 @pytest.mark.parametrize("bad,needle", [
     ({"falco_exporter_listen_address": "9376"}, "must be HOST:PORT"),
+    ({"falco_exporter_probes_listen_address": "0.0.0.0:0"}, "must be HOST:PORT (got '0.0.0.0:9376', '0.0.0.0:0')"),
     ({"falco_exporter_client_socket": "falco-host:5060"}, "must be empty or 'unix:///path'"),
 ])
 def test_invalid_settings_are_refused(workdir, bad, needle):

@@ -171,6 +171,13 @@ def test_preflight_refuses_an_alertmanager_address_without_port_unless_the_outpu
     assert rc == 0 and recap["failed"] == 0, output
 
 
+@pytest.mark.parametrize("address", ["10.0.0.5:0", "10.0.0.5:65536"])
+def test_preflight_refuses_an_alertmanager_port_out_of_range(engine_ready, tmp_path, address):
+    rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": address})
+    assert rc != 0 and recap.get("failed") == 1, output
+    assert "alertmanager_web_listen_address, which must be HOST:PORT (got '%s')" % address in output
+
+
 def test_preflight_refuses_a_misspelt_variable_and_an_ui_without_password(engine_ready, tmp_path):
     rc, output = preflight(tmp_path, {"falcosidekick_listen_prot": 2801})[:2]
     assert rc != 0 and "falcosidekick_listen_prot" in output and "falcosidekick_listen_port" in output
