@@ -80,7 +80,7 @@ options:
     default: 25
 attributes:
   check_mode:
-    description: Runs in check mode as in a normal run; without O(changed_files) it only reads.
+    description: Only reads in check mode, where O(changed_files) is ignored (nothing was written).
     support: full
   diff_mode:
     description: Nothing to show.
@@ -241,8 +241,9 @@ def main():
     start = time.monotonic()
     watch = Watch(params["settle"], watch_from=start if params["watch"] else None)
     deadline = start + params["timeout"]
-    # Set while Falco has still to reload the changed files itself: the epoch second of their newest change.
-    changed_at = newest_change(params["changed_files"]) if params["changed_files"] else None
+    # Set while Falco has still to reload the changed files itself: the epoch second of their newest change. In
+    # check mode nothing was written, and the restart that stands in for a missing reload must not happen.
+    changed_at = newest_change(params["changed_files"]) if params["changed_files"] and not module.check_mode else None
     reload = "none"
     props = {}
     while True:

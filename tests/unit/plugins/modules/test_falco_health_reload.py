@@ -113,3 +113,11 @@ def test_without_changed_files_nothing_is_awaited(tmp_path, monkeypatch, capsys)
     result = run_module_main(falco_health.main, dict(unit=UNIT, driver="nodriver", settle=1, timeout=3), capsys)
     assert (result["changed"], result["reload"]) == (False, "none"), result
     assert json.loads(state.read_text())["restarts"] == 0
+
+
+def test_in_check_mode_changed_files_are_ignored_and_nothing_is_restarted(tmp_path, monkeypatch, capsys):
+    path = changed_file(tmp_path)
+    state = stand_in(tmp_path, monkeypatch, [])
+    result = run(capsys, path, _ansible_check_mode=True)
+    assert (result["changed"], result["reload"]) == (False, "none"), result
+    assert json.loads(state.read_text())["restarts"] == 0
