@@ -146,22 +146,18 @@ def show(module, unit):
     return parse_show(out)
 
 
-def log_tail(module, unit, lines):
-    journalctl = module.get_bin_path("journalctl")
+def journal(module, unit, *options, required):
+    """The output of ``journalctl -u UNIT OPTIONS --no-pager``. Where ``required``, a missing journalctl or a failed
+    run fails the module; where not (the log lines of a failure message), either gives an empty output."""
+    journalctl = module.get_bin_path("journalctl", required=required)
     if not journalctl:
-        return []
-    rc, out, _err = module.run_command([journalctl, "-u", unit, "-n", str(lines), "-o", "cat", "--no-pager"])
-    return out.splitlines() if rc == 0 else []
-
-
-def journal_since(module, unit, after):
-    """The unit's journal from the second of ``after`` (epoch seconds) on, as journalctl -o json lines."""
-    journalctl = module.get_bin_path("journalctl", required=True)
-    rc, out, err = module.run_command([journalctl, "-u", unit, "--since", "@%d" % int(after), "-o", "json",
-                                       "--no-pager"])
-    if rc != 0:
+        return ""
+    rc, out, err = module.run_command([journalctl, "-u", unit, *options, "--no-pager"])
+    if rc == 0:
+        return out
+    if required:
         module.fail_json(msg="journalctl -u %s failed: %s" % (unit, err.strip() or out.strip()))
-    return out
+    return ""
 
 
 def restart(module, unit):
@@ -248,7 +244,8 @@ def main():
     props = {}
     while True:
         if changed_at is not None:
-            outcome, line = reload_outcome(journal_since(module, unit, changed_at), changed_at)
+            since_change = journal(module, unit, "--since", "@%d" % int(changed_at), "-o", "json", required=True)
+            outcome, line = reload_outcome(since_change, changed_at)
             if outcome == "refused":
                 module.fail_json(msg="Falco checked its changed files itself and refused them; it keeps running on "
                                  "the files it had loaded, which no longer match the files on disk. Falco said: %s"
@@ -284,7 +281,7 @@ def main():
             uptime = now - as_int(props, "ExecMainStartTimestampMonotonic") / 1e6
             module.exit_json(changed=reload == "restarted", state=props, reload=reload, uptime=round(uptime, 1))
         if verdict == "failed" or (now > deadline and changed_at is None):
-            lines = log_tail(module, unit, params["log_lines"])
+            lines = journal(module, unit, "-n", str(params["log_lines"]), "-o", "cat", required=False).splitlines()
             reason = watch.reason if verdict == "failed" else "it did not come up within %d s (%s)" % (
                 params["timeout"], watch.reason)
             module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines)
