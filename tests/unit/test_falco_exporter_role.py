@@ -165,8 +165,11 @@ TLS_ON = {"falco_exporter_tls_enabled": True, "falco_exporter_tls_cert": "PEM ce
     (dict(TLS_ON, falco_exporter_basic_auth_users={"prometheus": ""}), "a non-empty password for every user"),
     (dict(TLS_ON, falco_exporter_basic_auth_users={"a b": "pw"}), "plain user names"),
     (dict(TLS_ON, falco_exporter_tls_upstream_address="0.0.0.0:19377"), "must be a\nloopback HOST:PORT"),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:0"), "must be a\nloopback HOST:PORT"),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="localhost:65536"), "must be a\nloopback HOST:PORT"),
     (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:9376"), "on another port than"),
-], ids=["tls without cert", "users without tls", "empty password", "odd user name", "public upstream", "same port"])
+], ids=["tls without cert", "users without tls", "empty password", "odd user name", "public upstream",
+        "upstream port 0", "upstream port above 65535", "same port"])
 def test_tls_proxy_settings_are_refused_with_the_variable_named(workdir, settings, words):
     rc, refused, report = preflight(workdir, dict(settings, falco_version="0.43.1"))
     assert rc != 0
