@@ -31,7 +31,8 @@ EXAMPLES = r"""
 - name: Refuse a listen address without a usable port
   ansible.builtin.assert:
     that: node_exporter_web_listen_address is fleetwatch.falco_stack.host_port
-    fail_msg: node_exporter_web_listen_address must be HOST:PORT (got '{{ node_exporter_web_listen_address }}')
+    fail_msg: >-
+      node_exporter_web_listen_address must be HOST:PORT, port 1-65535 (got '{{ node_exporter_web_listen_address }}')
 
 # '0.0.0.0:9100' is fleetwatch.falco_stack.host_port  -> true
 # ':9100' is fleetwatch.falco_stack.host_port         -> true (every address)

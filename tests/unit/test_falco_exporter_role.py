@@ -109,8 +109,9 @@ def test_misspelled_variable_is_refused_with_a_suggestion(workdir):
 
 
 @pytest.mark.parametrize("bad,needle", [
-    ({"falco_exporter_listen_address": "9376"}, "must be HOST:PORT"),
-    ({"falco_exporter_probes_listen_address": "0.0.0.0:0"}, "must be HOST:PORT (got '0.0.0.0:9376', '0.0.0.0:0')"),
+    ({"falco_exporter_listen_address": "9376"}, "must be HOST:PORT, port 1-65535"),
+    ({"falco_exporter_probes_listen_address": "0.0.0.0:0"},
+     "must be HOST:PORT, port 1-65535 (got '0.0.0.0:9376', '0.0.0.0:0')"),
     ({"falco_exporter_client_socket": "falco-host:5060"}, "must be empty or 'unix:///path'"),
 ])
 def test_invalid_settings_are_refused(workdir, bad, needle):
@@ -157,6 +158,7 @@ def test_listen_address_default_uses_the_shared_port():
 
 
 TLS_ON = {"falco_exporter_tls_enabled": True, "falco_exporter_tls_cert": "PEM cert", "falco_exporter_tls_key": "PEM key"}
+UPSTREAM_REFUSED = "falco_exporter_tls_upstream_address must be a loopback HOST:PORT, port 1-65535"
 
 
 @pytest.mark.parametrize("settings,words", [
@@ -164,9 +166,9 @@ TLS_ON = {"falco_exporter_tls_enabled": True, "falco_exporter_tls_cert": "PEM ce
     ({"falco_exporter_basic_auth_users": {"prometheus": "pw"}}, "falco_exporter_basic_auth_users needs"),
     (dict(TLS_ON, falco_exporter_basic_auth_users={"prometheus": ""}), "a non-empty password for every user"),
     (dict(TLS_ON, falco_exporter_basic_auth_users={"a b": "pw"}), "plain user names"),
-    (dict(TLS_ON, falco_exporter_tls_upstream_address="0.0.0.0:19377"), "must be a\nloopback HOST:PORT"),
-    (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:0"), "must be a\nloopback HOST:PORT"),
-    (dict(TLS_ON, falco_exporter_tls_upstream_address="localhost:65536"), "must be a\nloopback HOST:PORT"),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="0.0.0.0:19377"), UPSTREAM_REFUSED),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:0"), UPSTREAM_REFUSED),
+    (dict(TLS_ON, falco_exporter_tls_upstream_address="localhost:65536"), UPSTREAM_REFUSED),
     (dict(TLS_ON, falco_exporter_tls_upstream_address="127.0.0.1:9376"), "on another port than"),
 ], ids=["tls without cert", "users without tls", "empty password", "odd user name", "public upstream",
         "upstream port 0", "upstream port above 65535", "same port"])

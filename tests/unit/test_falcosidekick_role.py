@@ -164,7 +164,7 @@ def test_preflight_refuses_what_falcosidekick_would_ignore(engine_ready, tmp_pat
 def test_preflight_refuses_an_alertmanager_address_without_port_unless_the_output_has_its_own(engine_ready, tmp_path):
     rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": "10.0.0.5"})
     assert rc != 0 and recap.get("failed") == 1, output
-    assert "alertmanager_web_listen_address, which must be HOST:PORT (got '10.0.0.5')" in output
+    assert "alertmanager_web_listen_address, which must be HOST:PORT, port 1-65535 (got '10.0.0.5')" in output
     assert "falcosidekick_outputs.alertmanager.hostport" in output
     rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": "10.0.0.5", "falcosidekick_outputs": {
         "alertmanager": {"hostport": "http://10.0.0.5:9093", "minimumpriority": "warning"}}})
@@ -175,7 +175,7 @@ def test_preflight_refuses_an_alertmanager_address_without_port_unless_the_outpu
 def test_preflight_refuses_an_alertmanager_port_out_of_range(engine_ready, tmp_path, address):
     rc, output, recap = preflight(tmp_path, {"alertmanager_web_listen_address": address})
     assert rc != 0 and recap.get("failed") == 1, output
-    assert "alertmanager_web_listen_address, which must be HOST:PORT (got '%s')" % address in output
+    assert "alertmanager_web_listen_address, which must be HOST:PORT, port 1-65535 (got '%s')" % address in output
 
 
 def test_preflight_refuses_a_misspelt_variable_and_an_ui_without_password(engine_ready, tmp_path):
