@@ -159,16 +159,10 @@ def _bounded_table(rows, top, tie_keys, evicted=None):
 
 
 def _min_time(left, right):
-    if left is None:
-        return right
-    if right is None:
-        return left
-    return min(left, right)
+    """The earlier of two times; an unknown one (None) gives way to the other."""
+    return min((value for value in (left, right) if value is not None), default=None)
 
 
 def _max_time(left, right):
-    if left is None:
-        return right
-    if right is None:
-        return left
-    return max(left, right)
+    """The later of two times; an unknown one (None) gives way to the other."""
+    return max((value for value in (left, right) if value is not None), default=None)

@@ -716,6 +716,16 @@ def test_merging_two_host_summaries_adds_counts_and_hosts():
     assert_lines_add_up(merged)
 
 
+def test_a_summary_without_alerts_leaves_the_merged_times_to_the_others():
+    quiet = FalcoTriage().feed_lines([b"banner"]).summary()
+    busy = FalcoTriage().feed_lines([line(e) for e in hourly(3, host="web-01")]).summary()
+    assert quiet["first_seen"] is None and quiet["last_seen"] is None
+    for order in ([quiet, busy], [busy, quiet]):
+        merged = merge_summaries(order)
+        assert (merged["first_seen"], merged["last_seen"]) == (busy["first_seen"], busy["last_seen"]), order
+    assert busy["first_seen"] < busy["last_seen"]
+
+
 def test_merging_cut_summaries_keeps_totals_exact():
     summaries = []
     for host in range(5):
