@@ -148,7 +148,7 @@ class FalcoTriage:
         # else. One substring search of the joined strings finds that case; the entry is then cached under
         # (rule, priority, values, container id), and the plain key's entry stays None until an alert elsewhere.
         self._entries = {}
-        # (host, rule, priority as written) -> [count], folded into rule_counts after every batch and set back to
+        # (host, rule, priority as written) -> [count], folded into rule_counts when a feed ends and set back to
         # zero; the slots hold the same counters
         self._raw_groups = {}
         # rule or priority name -> the one string object the cache slots share for it
@@ -184,6 +184,7 @@ class FalcoTriage:
                 batch = []
         if batch:
             self._consume(batch)
+        self._fold_groups()
         return self
 
     def feed_stream(self, stream, limit=None, block_bytes=READ_BLOCK_BYTES):
@@ -266,6 +267,7 @@ class FalcoTriage:
                 break
         if pending and not discarding:
             self._consume([pending])
+        self._fold_groups()
         return self
 
     def _count_oversized(self, line):
@@ -417,7 +419,10 @@ class FalcoTriage:
 
         self.alerts += len(lines) - (sum(skipped.values()) - skipped_before)
         self.filtered_out += filtered_out
-        self._fold_groups()
+        # Folded when a feed ends (feed_lines, feed_stream), and here only to keep the raw table bounded: folding
+        # visits every group, and a block of a file holds a few hundred alerts only.
+        if len(self._raw_groups) > self.max_rule_groups:
+            self._fold_groups()
         if len(self.fingerprints) > self.max_fingerprints:
             self._prune_fingerprints()
         elif len(entries) > self.max_fingerprints:
@@ -483,7 +488,7 @@ class FalcoTriage:
         rule_counts = self.rule_counts
         rule_counts_get = rule_counts.get
         priority_info = self._priority_info
-        # Once per batch, but for every host, rule and priority in it: a method call each cost about as much as
+        # For every host, rule and priority seen: a method call each cost about as much as
         # the rest of the fold. The counters stay, set back to zero: cache slots hold them (_host_count).
         for (host, rule, priority), count in self._raw_groups.items():
             if count[0]:
