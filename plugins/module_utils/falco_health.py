@@ -179,6 +179,10 @@ class Watch:
 
 
 def failure_message(unit, reason, log_lines, driver):
-    tail = "\n".join("  " + line for line in log_lines) or "  (the journal holds no lines of this unit)"
+    """The failure message; ``log_lines`` is None when the journal could not be read (no journalctl, or it failed)."""
+    if log_lines is None:
+        tail = "  (journalctl is missing or could not read the journal)"
+    else:
+        tail = "\n".join("  " + line for line in log_lines) or "  (the journal holds no lines of this unit)"
     return ("Falco is not protecting this host: %s: %s.\nFalco's last log lines:\n%s\nWhat to do: %s"
-            % (unit, reason, tail, hint_for(log_lines, driver).replace("UNIT", unit)))
+            % (unit, reason, tail, hint_for(log_lines or [], driver).replace("UNIT", unit)))

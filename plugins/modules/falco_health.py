@@ -148,16 +148,17 @@ def show(module, unit):
 
 def journal(module, unit, *options, required):
     """The output of ``journalctl -u UNIT OPTIONS --no-pager``. Where ``required``, a missing journalctl or a failed
-    run fails the module; where not (the log lines of a failure message), either gives an empty output."""
+    run fails the module; where not (the log lines of a failure message), either gives None, so that the message
+    can say the journal could not be read rather than that it is empty."""
     journalctl = module.get_bin_path("journalctl", required=required)
     if not journalctl:
-        return ""
+        return None
     rc, out, err = module.run_command([journalctl, "-u", unit, *options, "--no-pager"])
     if rc == 0:
         return out
     if required:
         module.fail_json(msg="journalctl -u %s failed: %s" % (unit, err.strip() or out.strip()))
-    return ""
+    return None
 
 
 def restart(module, unit):
@@ -281,10 +282,11 @@ def main():
             uptime = now - as_int(props, "ExecMainStartTimestampMonotonic") / 1e6
             module.exit_json(changed=reload == "restarted", state=props, reload=reload, uptime=round(uptime, 1))
         if verdict == "failed" or (now > deadline and changed_at is None):
-            lines = journal(module, unit, "-n", str(params["log_lines"]), "-o", "cat", required=False).splitlines()
+            log = journal(module, unit, "-n", str(params["log_lines"]), "-o", "cat", required=False)
+            lines = None if log is None else log.splitlines()
             reason = watch.reason if verdict == "failed" else "it did not come up within %d s (%s)" % (
                 params["timeout"], watch.reason)
-            module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines)
+            module.fail_json(msg=failure_message(unit, reason, lines, params["driver"]), state=props, log=lines or [])
         time.sleep(1)
 
 

@@ -111,6 +111,8 @@ def test_the_failure_message_names_the_unit_the_reason_the_log_and_what_to_do():
     assert "  An error occurred in an event source, forcing termination..." in message
     assert "What to do: The modern eBPF probe could not be loaded" in message
     assert "journal holds no lines" in failure_message("falco.service", "x", [], "kmod")
+    unread = failure_message("falco.service", "x", None, "kmod")
+    assert "journalctl is missing or could not read the journal" in unread and "journal holds no lines" not in unread
     assert "journalctl -u falco.service" in failure_message("falco.service", "x", [], "nodriver")
 
 

@@ -154,6 +154,8 @@ def test_without_journalctl_a_falco_that_exited_fails_with_no_log_lines(tmp_path
     result = run_module_main(falco_health.main, dict(unit=UNIT, settle=1, timeout=3), capsys)
     assert result["failed"] is True and result["log"] == []
     assert "its main process exited (ActiveState=failed" in result["msg"]
+    assert "journalctl is missing or could not read the journal" in result["msg"]
+    assert "the journal holds no lines" not in result["msg"]
 
 
 def test_a_journalctl_that_fails_leaves_the_failure_message_without_log_lines(tmp_path, monkeypatch, capsys):
@@ -161,6 +163,14 @@ def test_a_journalctl_that_fails_leaves_the_failure_message_without_log_lines(tm
     result = run_module_main(falco_health.main, dict(unit=UNIT, settle=1, timeout=3), capsys)
     assert result["failed"] is True and result["log"] == []
     assert "its main process exited (ActiveState=failed" in result["msg"]
+    assert "journalctl is missing or could not read the journal" in result["msg"]
+
+
+def test_an_empty_journal_says_so_in_the_failure_message(tmp_path, monkeypatch, capsys):
+    stand_in(tmp_path, monkeypatch, [], active="failed", sub="failed")
+    result = run_module_main(falco_health.main, dict(unit=UNIT, settle=1, timeout=3), capsys)
+    assert result["failed"] is True and result["log"] == []
+    assert "the journal holds no lines of this unit" in result["msg"]
 
 
 def test_awaiting_the_reload_without_journalctl_fails_and_restarts_nothing(tmp_path, monkeypatch, capsys):
